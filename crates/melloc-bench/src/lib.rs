@@ -1,0 +1,1 @@
+//! melloc-bench
