@@ -4,8 +4,15 @@
 //! and the end-to-end `compress` / `decompress`.
 #![forbid(unsafe_code)]
 
+pub mod codec;
+pub mod config;
 pub mod error;
 pub mod route;
 pub mod section;
 
+pub use codec::{
+    compress, compress_bytes, decompress_bytes, inspect, ChunkInfo, Decoded, FileInfo, SectionInfo,
+};
+pub use config::{BackendSpec, CompressConfig, DecompressConfig, Preset, RouteSpec};
 pub use error::{FormatError, Result};
+pub use melloc_core::{DType, Float, Shape};
