@@ -1,0 +1,656 @@
+//! Exact integerisation of floats: every value becomes an integer, or an exception kept verbatim.
+//!
+//! A float has to become an integer before prediction residuals can be undone exactly. Two exact
+//! routes exist (METHOD.md section 2):
+//!
+//! * **Grid** ([`Integerisation::Grid`]): many real fields are quantised (netCDF int16 packing
+//!   `v = add_offset + k * scale_factor`, GRIB, decimal rounding to 0.1 mm or 0.01 K). We find
+//!   `(offset, scale)` such that `v == T::from_f64(offset + k * scale)` (or `offset + k / scale`
+//!   for decimal data written as `k / 100`) for almost every value, and code the integers `k`.
+//!   Values the formula misses by a few units in the last place keep a small **ulp fix**
+//!   `signed_ordered(v) - signed_ordered(grid(k))`, so the grid is exact for every value, not just
+//!   most of them. The fit is *verified* on every value, never assumed.
+//! * **Ordered bits** ([`Integerisation::Ordered`]): the monotone map of the IEEE bit pattern to
+//!   a signed integer ([`to_signed_ordered`]); works for every value.
+//!
+//! **Exceptions** are NaN (with payload), +-inf and detected fill values (a value that is
+//! frequent and lies far outside the range of the other values, such as 9.96921e36, 1e20 or
+//! -9999000). They are flagged in a mask and their bit patterns kept in order, so routes keep them
+//! out of stencil fits and out of neighbours' predictions.
+//!
+//! Everything here is deterministic: only IEEE `+ - * /` and `round` on `f64`, fixed order.
+
+use crate::Float;
+
+/// Largest |k| accepted on a grid: integers up to 2^52 are exact in `f64`.
+const MAX_GRID_INDEX: f64 = 4_503_599_627_370_496.0;
+/// Values sampled for grid and fill detection (a deterministic stride sample).
+const SAMPLE_SIZE: usize = 1 << 16;
+/// A grid is kept when at most this fraction of values need a non-zero ulp fix.
+const MAX_FIX_FRACTION: f64 = 0.10;
+/// A grid is only worth it when its levels are coarser than the float's own spacing: at most
+/// 2^(mantissa bits - 2) levels across the value range.
+const MIN_SPARE_BITS: u32 = 2;
+
+/// The ordered-bits mapping shifted so that it is monotone as a *signed* integer: `-0.0 -> -1`,
+/// `+0.0 -> 0`, positive floats positive, negative floats negative.
+#[inline]
+pub fn to_signed_ordered<T: Float>(v: T) -> i64 {
+    let flipped = v.to_ordered() ^ (1u64 << (T::N_BITS - 1));
+    if T::N_BITS == 64 {
+        flipped as i64
+    } else {
+        // Sign-extend the low N_BITS.
+        let shift = 64 - T::N_BITS;
+        ((flipped << shift) as i64) >> shift
+    }
+}
+
+/// Inverse of [`to_signed_ordered`]; the integer is taken modulo 2^N_BITS, so any `i64` maps to
+/// some float (decoders never fail here).
+#[inline]
+pub fn from_signed_ordered<T: Float>(i: i64) -> T {
+    T::from_ordered((i as u64) ^ (1u64 << (T::N_BITS - 1)))
+}
+
+/// How a grid value is rebuilt from its index `k`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GridOp {
+    /// `offset + k * scale`.
+    Mul,
+    /// `offset + k / scale` (decimal data written as `k / 100`).
+    Div,
+}
+
+/// How values became integers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Integerisation {
+    /// `v = T::from_f64(offset + k op scale)`, then the ulp fix in signed-ordered space.
+    Grid {
+        /// Offset added to every value.
+        offset: f64,
+        /// Step (for [`GridOp::Mul`]) or divisor (for [`GridOp::Div`]).
+        scale: f64,
+        /// The operation.
+        op: GridOp,
+    },
+    /// `v = from_signed_ordered(k)`.
+    Ordered,
+}
+
+impl Integerisation {
+    /// The grid value of index `k`, before any ulp fix.
+    #[inline]
+    pub fn grid_value(offset: f64, scale: f64, op: GridOp, k: i64) -> f64 {
+        match op {
+            GridOp::Mul => offset + (k as f64) * scale,
+            GridOp::Div => offset + (k as f64) / scale,
+        }
+    }
+
+    /// Rebuilds a value from its integer and ulp fix (`fix` is ignored for `Ordered`).
+    #[inline]
+    pub fn value_of<T: Float>(&self, k: i64, fix: i64) -> T {
+        match *self {
+            Integerisation::Ordered => from_signed_ordered(k),
+            Integerisation::Grid { offset, scale, op } => {
+                let base = T::from_f64(Self::grid_value(offset, scale, op, k));
+                if fix == 0 {
+                    base
+                } else {
+                    from_signed_ordered(to_signed_ordered(base).wrapping_add(fix))
+                }
+            }
+        }
+    }
+
+    /// The value a predictor should see for integer `k`: the grid index itself (predicting in
+    /// index units) or, for ordered bits, the float value.
+    #[inline]
+    pub fn domain_value<T: Float>(&self, k: i64) -> f64 {
+        match self {
+            Integerisation::Grid { .. } => k as f64,
+            Integerisation::Ordered => {
+                let v = from_signed_ordered::<T>(k).to_f64();
+                if v.is_finite() {
+                    v
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// Maps a prediction in the domain of [`Integerisation::domain_value`] to an integer.
+    /// Total: NaN or infinite predictions map to 0, huge ones saturate.
+    #[inline]
+    pub fn int_of_prediction<T: Float>(&self, pred: f64) -> i64 {
+        if !pred.is_finite() {
+            return 0;
+        }
+        match self {
+            Integerisation::Grid { .. } => pred.round().clamp(-MAX_GRID_INDEX, MAX_GRID_INDEX) as i64,
+            Integerisation::Ordered => {
+                let v = T::from_f64(pred);
+                if v.is_finite_value() {
+                    to_signed_ordered(v)
+                } else {
+                    // Overflow to +-inf in f32: saturate at the largest finite value of that sign.
+                    let big = if pred > 0.0 { f64::MAX } else { f64::MIN };
+                    to_signed_ordered(T::from_f64(big.clamp(-3.4e38, 3.4e38)))
+                }
+            }
+        }
+    }
+
+    /// A one-line description for `melloc info`.
+    pub fn describe(&self) -> String {
+        match self {
+            Integerisation::Ordered => "ordered bits".to_string(),
+            Integerisation::Grid { offset, scale, op: GridOp::Mul } => {
+                format!("grid v = {offset:e} + k * {scale:e}")
+            }
+            Integerisation::Grid { offset, scale, op: GridOp::Div } => {
+                format!("grid v = {offset:e} + k / {scale:e}")
+            }
+        }
+    }
+}
+
+/// The integer form of a block of values.
+#[derive(Clone, Debug)]
+pub struct Integerized {
+    /// How the integers relate to the values.
+    pub kind: Integerisation,
+    /// One integer per value; 0 at exception positions (routes must not rely on it there).
+    pub ints: Vec<i64>,
+    /// Per-value ulp fix for grids (mostly 0); empty for `Ordered`.
+    pub fixes: Vec<i64>,
+    /// `true` where the value is an exception.
+    pub is_exception: Vec<bool>,
+    /// Bit patterns of the exceptions, in position order.
+    pub exception_bits: Vec<u64>,
+}
+
+impl Integerized {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.ints.len()
+    }
+    /// `true` for an empty block.
+    pub fn is_empty(&self) -> bool {
+        self.ints.is_empty()
+    }
+    /// Number of non-zero ulp fixes.
+    pub fn n_fixes(&self) -> usize {
+        self.fixes.iter().filter(|&&f| f != 0).count()
+    }
+}
+
+/// Integerises `values`: detects exceptions, then a grid if one fits, else ordered bits.
+pub fn integerize<T: Float>(values: &[T]) -> Integerized {
+    let is_exception = detect_exceptions(values);
+    integerize_with_mask(values, is_exception)
+}
+
+/// Integerises `values` with a given exception mask (same length as `values`).
+pub fn integerize_with_mask<T: Float>(values: &[T], is_exception: Vec<bool>) -> Integerized {
+    let exception_bits: Vec<u64> = values
+        .iter()
+        .zip(&is_exception)
+        .filter(|(_, &e)| e)
+        .map(|(v, _)| v.to_bits_u64())
+        .collect();
+    if let Some(kind) = detect_grid(values, &is_exception) {
+        if let Some((ints, fixes)) = grid_ints(values, &is_exception, kind) {
+            return Integerized { kind, ints, fixes, is_exception, exception_bits };
+        }
+    }
+    let ints = values
+        .iter()
+        .zip(&is_exception)
+        .map(|(&v, &e)| if e { 0 } else { to_signed_ordered(v) })
+        .collect();
+    Integerized { kind: Integerisation::Ordered, ints, fixes: Vec::new(), is_exception, exception_bits }
+}
+
+/// Rebuilds the values from integers, fixes and exceptions. Total on any input of matching
+/// lengths; returns `None` if lengths disagree or exceptions run out / are left over.
+pub fn restore<T: Float>(
+    kind: &Integerisation,
+    ints: &[i64],
+    fixes: &[i64],
+    is_exception: &[bool],
+    exception_bits: &[u64],
+) -> Option<Vec<T>> {
+    let n = ints.len();
+    if is_exception.len() != n || !(fixes.is_empty() || fixes.len() == n) {
+        return None;
+    }
+    let mut exc = exception_bits.iter();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        if is_exception[i] {
+            out.push(T::from_bits_u64(*exc.next()?));
+        } else {
+            let fix = if fixes.is_empty() { 0 } else { fixes[i] };
+            out.push(kind.value_of::<T>(ints[i], fix));
+        }
+    }
+    if exc.next().is_some() {
+        return None;
+    }
+    Some(out)
+}
+
+/// Deterministic stride sample of at most `SAMPLE_SIZE` indices.
+fn sample_indices(n: usize) -> impl Iterator<Item = usize> {
+    let stride = n.div_ceil(SAMPLE_SIZE).max(1);
+    (0..n).step_by(stride)
+}
+
+/// Flags NaN, +-inf and fill values.
+///
+/// A fill value is a finite value that occurs in at least 0.1% of a sample (and at least 4
+/// times) and lies outside `[lo - 10 r, hi + 10 r]`, where `[lo, hi]` is the range of the
+/// sampled values that are not fill candidates and `r = hi - lo`. This catches 9.96921e36 (POP),
+/// 1e35 (FOAM), 1e20 (CMIP), -9999000/-8888000 (OPERA) and -999, but not exact zeros or -3 in a
+/// 0..150 rain field, which are data and predictable.
+pub fn detect_exceptions<T: Float>(values: &[T]) -> Vec<bool> {
+    let fills = detect_fill_values(values);
+    values
+        .iter()
+        .map(|&v| !v.is_finite_value() || fills.contains(&v.to_bits_u64()))
+        .collect()
+}
+
+/// The bit patterns of detected fill values (see [`detect_exceptions`]).
+pub fn detect_fill_values<T: Float>(values: &[T]) -> Vec<u64> {
+    let mut sample: Vec<u64> = sample_indices(values.len())
+        .map(|i| values[i])
+        .filter(|v| v.is_finite_value())
+        .map(|v| v.to_bits_u64())
+        .collect();
+    if sample.len() < 8 {
+        return Vec::new();
+    }
+    sample.sort_unstable();
+    let min_count = (sample.len() / 1000).max(4);
+    let mut candidates: Vec<(usize, u64)> = Vec::new();
+    let mut i = 0;
+    while i < sample.len() {
+        let mut j = i + 1;
+        while j < sample.len() && sample[j] == sample[i] {
+            j += 1;
+        }
+        if j - i >= min_count {
+            candidates.push((j - i, sample[i]));
+        }
+        i = j;
+    }
+    candidates.sort_unstable_by(|a, b| b.cmp(a));
+    candidates.truncate(8);
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let is_candidate = |b: u64| candidates.iter().any(|&(_, c)| c == b);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &b in &sample {
+        if !is_candidate(b) {
+            let v = T::from_bits_u64(b).to_f64();
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if lo > hi {
+        // Every sampled value is a candidate: nothing to call "outside the range".
+        return Vec::new();
+    }
+    let r = (hi - lo).max(hi.abs().max(lo.abs()) * 1e-6).max(f64::MIN_POSITIVE);
+    candidates
+        .iter()
+        .map(|&(_, b)| b)
+        .filter(|&b| {
+            let v = T::from_bits_u64(b).to_f64();
+            v < lo - 10.0 * r || v > hi + 10.0 * r
+        })
+        .collect()
+}
+
+/// Finds a grid `(offset, scale, op)` that reproduces the non-exception values, or `None`.
+///
+/// Candidates come from the sorted distinct sampled values: the smallest gap estimates the step,
+/// a least-squares fit of `v = a + b k` refines it, and decimal snaps (`b` rounded to
+/// 1, 2, 2.5 or 5 times a power of ten, with offset 0, as `k * b` and `k / (1/b)`) are tried too.
+/// The candidate with the fewest non-zero ulp fixes on the sample wins and must need a fix on at
+/// most 10% of values; callers verify on all values with [`grid_ints`].
+pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Integerisation> {
+    let mut sample: Vec<f64> = sample_indices(values.len())
+        .filter(|&i| !is_exception.get(i).copied().unwrap_or(true))
+        .map(|i| values[i].to_f64())
+        .filter(|v| v.is_finite())
+        .collect();
+    if sample.is_empty() {
+        return None;
+    }
+    sample.sort_unstable_by(f64::total_cmp);
+    let mut distinct = sample.clone();
+    distinct.dedup_by(|a, b| a.to_bits() == b.to_bits());
+    if distinct.len() == 1 {
+        let kind = Integerisation::Grid { offset: distinct[0], scale: 1.0, op: GridOp::Mul };
+        return Some(kind);
+    }
+    let lo = distinct[0];
+    let hi = distinct[distinct.len() - 1];
+    let min_gap = distinct.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
+    if !(min_gap > 0.0) || !min_gap.is_finite() {
+        return None;
+    }
+    // Levels across the range must be well below the float's own resolution to be worth it.
+    let max_levels = (1u64 << (T::MANTISSA_BITS - MIN_SPARE_BITS)) as f64;
+    if (hi - lo) / min_gap > max_levels * 4.0 {
+        return None;
+    }
+    // Step estimate: median of gaps close to the smallest one (float rounding jitters gaps).
+    let mut near: Vec<f64> =
+        distinct.windows(2).map(|w| w[1] - w[0]).filter(|&g| g < 1.5 * min_gap).collect();
+    near.sort_unstable_by(f64::total_cmp);
+    let step0 = near[near.len() / 2];
+    // Least-squares refinement of v = a + b k over the distinct values. Indices are built from
+    // *local* gaps (k grows by round(gap / step) between neighbours), so an estimate that is off
+    // by 30% still gives the right indices; two passes converge.
+    let mut fit = None;
+    let mut step = step0;
+    for _ in 0..2 {
+        let (mut sk, mut sv, mut skk, mut skv) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        let mut k = 0.0f64;
+        let mut prev = lo;
+        for &v in &distinct {
+            k += ((v - prev) / step).round().max(if v > prev { 1.0 } else { 0.0 });
+            prev = v;
+            sk += k;
+            sv += v - lo;
+            skk += k * k;
+            skv += k * (v - lo);
+        }
+        let m = distinct.len() as f64;
+        let den = m * skk - sk * sk;
+        if !(den > 0.0) {
+            break;
+        }
+        let b = (m * skv - sk * sv) / den;
+        let a = lo + (sv - b * sk) / m;
+        if !(b > 0.0 && b.is_finite() && a.is_finite()) {
+            break;
+        }
+        step = b;
+        fit = Some((a, b));
+    }
+    let mut candidates: Vec<Integerisation> = Vec::new();
+    if let Some((a, b)) = fit {
+        candidates.push(Integerisation::Grid { offset: a, scale: b, op: GridOp::Mul });
+        // The same grid anchored on a data value: exact when the offset is itself a grid point.
+        let a_on_grid = lo - ((lo - a) / b).round() * b;
+        candidates.push(Integerisation::Grid { offset: a_on_grid, scale: b, op: GridOp::Mul });
+        if let Some(snap) = decimal_snap(b) {
+            candidates.push(Integerisation::Grid { offset: 0.0, scale: snap, op: GridOp::Mul });
+            let inv = 1.0 / snap;
+            if (inv - inv.round()).abs() < 1e-9 * inv && inv.round() >= 2.0 {
+                candidates.push(Integerisation::Grid {
+                    offset: 0.0,
+                    scale: inv.round(),
+                    op: GridOp::Div,
+                });
+            }
+        }
+    }
+    candidates.push(Integerisation::Grid { offset: lo, scale: step0, op: GridOp::Mul });
+    let mut best: Option<(usize, Integerisation)> = None;
+    for cand in candidates {
+        let Some(n_fix) = count_fixes::<T>(&sample, cand) else { continue };
+        if best.is_none_or(|(n, _)| n_fix < n) {
+            best = Some((n_fix, cand));
+        }
+    }
+    let (n_fix, kind) = best?;
+    if (n_fix as f64) > MAX_FIX_FRACTION * sample.len() as f64 {
+        return None;
+    }
+    Some(kind)
+}
+
+/// `b` rounded to 1, 2, 2.5 or 5 times a power of ten when within 1e-4 relative, else `None`.
+fn decimal_snap(b: f64) -> Option<f64> {
+    if !(b > 0.0) || !b.is_finite() {
+        return None;
+    }
+    // Powers of ten by repeated multiplication/division (no libm: deterministic everywhere).
+    let mut p = 1.0f64;
+    let mut e = 0;
+    while p > b && e > -30 {
+        p /= 10.0;
+        e -= 1;
+    }
+    while p * 10.0 <= b && e < 30 {
+        p *= 10.0;
+        e += 1;
+    }
+    for mult in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        let cand = p * mult;
+        if ((cand - b) / b).abs() < 1e-4 {
+            // Rebuild from an exact decimal literal via parsing, so 0.1 is the nearest double to
+            // 1/10 rather than an accumulation of rounding errors.
+            let text = format!("{}e{}", mult, e);
+            return text.parse::<f64>().ok();
+        }
+    }
+    None
+}
+
+/// Index of `v` on a grid (the nearest `k`), or `None` if out of the exact range.
+#[inline]
+fn grid_index(offset: f64, scale: f64, op: GridOp, v: f64) -> Option<i64> {
+    let k = match op {
+        GridOp::Mul => ((v - offset) / scale).round(),
+        GridOp::Div => ((v - offset) * scale).round(),
+    };
+    if k.is_finite() && k.abs() <= MAX_GRID_INDEX {
+        Some(k as i64)
+    } else {
+        None
+    }
+}
+
+/// Ulp fixes needed on a sample for a candidate grid; `None` if a value is off the grid by more
+/// than 4 ulp or its index is out of range.
+fn count_fixes<T: Float>(sample: &[f64], kind: Integerisation) -> Option<usize> {
+    let Integerisation::Grid { offset, scale, op } = kind else { return None };
+    let mut n = 0usize;
+    for &v in sample {
+        let k = grid_index(offset, scale, op, v)?;
+        let rebuilt = T::from_f64(Integerisation::grid_value(offset, scale, op, k));
+        let fix = to_signed_ordered(T::from_f64(v)).wrapping_sub(to_signed_ordered(rebuilt));
+        if fix != 0 {
+            if fix.unsigned_abs() > 4 {
+                return None;
+            }
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
+/// Grid indices and ulp fixes of every non-exception value; `None` if some value does not fit
+/// within the small fix range or too many need a fix.
+pub fn grid_ints<T: Float>(
+    values: &[T],
+    is_exception: &[bool],
+    kind: Integerisation,
+) -> Option<(Vec<i64>, Vec<i64>)> {
+    let Integerisation::Grid { offset, scale, op } = kind else { return None };
+    let mut ints = Vec::with_capacity(values.len());
+    let mut fixes = Vec::with_capacity(values.len());
+    let mut n_fix = 0usize;
+    for (&v, &e) in values.iter().zip(is_exception) {
+        if e {
+            ints.push(0);
+            fixes.push(0);
+            continue;
+        }
+        let k = grid_index(offset, scale, op, v.to_f64())?;
+        let rebuilt = T::from_f64(Integerisation::grid_value(offset, scale, op, k));
+        let fix = to_signed_ordered(v).wrapping_sub(to_signed_ordered(rebuilt));
+        if fix != 0 {
+            if fix.unsigned_abs() > 4 {
+                return None;
+            }
+            n_fix += 1;
+        }
+        ints.push(k);
+        fixes.push(fix);
+    }
+    if (n_fix as f64) > MAX_FIX_FRACTION * values.len().max(1) as f64 {
+        return None;
+    }
+    Some((ints, fixes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn roundtrip<T: Float>(values: &[T]) -> Integerized {
+        let z = integerize(values);
+        let back: Vec<T> =
+            restore(&z.kind, &z.ints, &z.fixes, &z.is_exception, &z.exception_bits).unwrap();
+        assert_eq!(back.len(), values.len());
+        for (a, b) in values.iter().zip(&back) {
+            assert_eq!(a.to_bits_u64(), b.to_bits_u64(), "{a:?} vs {b:?} ({:?})", z.kind);
+        }
+        z
+    }
+
+    #[test]
+    fn signed_ordered_is_monotone_and_centred() {
+        assert_eq!(to_signed_ordered(0.0f32), 0);
+        assert_eq!(to_signed_ordered(-0.0f32), -1);
+        assert_eq!(to_signed_ordered(0.0f64), 0);
+        assert_eq!(to_signed_ordered(-0.0f64), -1);
+        assert!(to_signed_ordered(1.0f64) > 0 && to_signed_ordered(-1.0f64) < -1);
+        let vals = [f32::NEG_INFINITY, -3.0, -1e-40, -0.0, 0.0, 1e-45, 2.0, f32::INFINITY];
+        for w in vals.windows(2) {
+            assert!(to_signed_ordered(w[0]) < to_signed_ordered(w[1]));
+        }
+    }
+
+    #[test]
+    fn packed_int16_field_is_a_grid() {
+        // netCDF-style packing: v = f32(offset + k * scale) computed in f64.
+        let (offset, scale) = (54321.123456789f64, 0.0123456789f64);
+        let values: Vec<f32> = (0..5000)
+            .map(|i| {
+                let k = ((i * 7919) % 20000) as f64 - 10000.0;
+                (offset + k * scale) as f32
+            })
+            .collect();
+        let z = roundtrip(&values);
+        assert!(matches!(z.kind, Integerisation::Grid { .. }), "{:?}", z.kind);
+        // The integers span about the 20000 packed levels, not 2^23 float levels.
+        let span = z.ints.iter().max().unwrap() - z.ints.iter().min().unwrap();
+        assert!(span < 40_000, "span {span}");
+    }
+
+    #[test]
+    fn decimal_field_written_as_division_is_a_grid() {
+        // OPERA-like: nearest double to k/100, with fill values.
+        let mut values: Vec<f64> = (0..4000).map(|i| ((i * 37) % 5000) as f64 / 100.0).collect();
+        for v in values.iter_mut().step_by(3) {
+            *v = -9_999_000.0;
+        }
+        let z = roundtrip(&values);
+        assert!(matches!(z.kind, Integerisation::Grid { .. }), "{:?}", z.kind);
+        assert_eq!(z.n_fixes(), 0, "k/100 should be reproduced exactly");
+        assert_eq!(z.exception_bits.len(), values.iter().step_by(3).count());
+    }
+
+    #[test]
+    fn decimal_tenths_in_f32() {
+        // MRMS-like: (X - 30) / 10 in f64 rounded to f32, lots of zeros.
+        let values: Vec<f32> = (0..6000)
+            .map(|i| if i % 2 == 0 { 0.0 } else { (((i * 13) % 1500) as f64 - 30.0) as f32 / 10.0 })
+            .map(|v: f32| v.max(-3.0))
+            .collect();
+        let z = roundtrip(&values);
+        assert!(matches!(z.kind, Integerisation::Grid { .. }), "{:?}", z.kind);
+        assert!(z.n_fixes() < values.len() / 20);
+    }
+
+    #[test]
+    fn full_precision_field_is_ordered() {
+        let values: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.001234).sin() * 300.0 + 1e-3).collect();
+        let z = roundtrip(&values);
+        assert_eq!(z.kind, Integerisation::Ordered);
+    }
+
+    #[test]
+    fn fill_values_and_nan_are_exceptions() {
+        let mut values: Vec<f32> = (0..3000).map(|i| 280.0 + (i as f32 * 0.01).sin()).collect();
+        for i in (0..3000).step_by(5) {
+            values[i] = 9.96921e36;
+        }
+        values[7] = f32::from_bits(0x7fc0_1234);
+        values[8] = f32::NEG_INFINITY;
+        let z = roundtrip(&values);
+        let n_exc = z.is_exception.iter().filter(|&&e| e).count();
+        assert_eq!(n_exc, 600 + 2);
+    }
+
+    #[test]
+    fn zeros_and_in_range_values_are_not_fills() {
+        let values: Vec<f32> =
+            (0..3000).map(|i| if i % 2 == 0 { 0.0 } else { (i % 97) as f32 * 0.37 }).collect();
+        assert!(detect_fill_values(&values).is_empty());
+    }
+
+    #[test]
+    fn constant_and_tiny_inputs() {
+        roundtrip(&[5.0f32; 100]);
+        roundtrip(&[-0.0f64; 3]);
+        roundtrip::<f32>(&[]);
+        roundtrip(&[1.0f32]);
+        roundtrip(&[f64::NAN, 1.0, f64::INFINITY]);
+    }
+
+    #[test]
+    fn prediction_mapping_is_total() {
+        let k = Integerisation::Ordered;
+        for p in [f64::NAN, f64::INFINITY, -1e300, 1e300, 0.0, -0.0] {
+            let _ = k.int_of_prediction::<f32>(p);
+            let _ = k.int_of_prediction::<f64>(p);
+        }
+        let g = Integerisation::Grid { offset: 0.0, scale: 0.1, op: GridOp::Mul };
+        assert_eq!(g.int_of_prediction::<f32>(1e300), MAX_GRID_INDEX as i64);
+    }
+
+    proptest! {
+        #[test]
+        fn any_f32_bits_roundtrip(bits in proptest::collection::vec(any::<u32>(), 0..300)) {
+            let values: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+            roundtrip(&values);
+        }
+
+        #[test]
+        fn any_f64_bits_roundtrip(bits in proptest::collection::vec(any::<u64>(), 0..300)) {
+            let values: Vec<f64> = bits.iter().map(|&b| f64::from_bits(b)).collect();
+            roundtrip(&values);
+        }
+
+        #[test]
+        fn quantised_values_roundtrip(ks in proptest::collection::vec(-30000i32..30000, 1..300),
+                                       scale in 1e-4f64..10.0, offset in -1e4f64..1e4) {
+            let values: Vec<f32> = ks.iter().map(|&k| (offset + k as f64 * scale) as f32).collect();
+            roundtrip(&values);
+        }
+    }
+}
