@@ -1,1 +1,46 @@
-fn main() {}
+//! # melloc (command-line tool)
+//!
+//! zstd-style front end to `melloc-format`: `compress`, `decompress` (`-d`), `info` (`-l`),
+//! `test` (`-t`) and `demo`. This crate parses arguments, reads and writes files and prints;
+//! it holds no codec logic.
+//!
+//! Exit status: 0 on success, 1 when any input failed, 2 on a usage error.
+
+mod cli;
+mod cmd;
+mod input;
+mod output;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::ui::Ui;
+
+/// Prints an error with its context chain: `melloc: error: decompressing x.mlc: ...`.
+pub fn print_error(e: &anyhow::Error) {
+    eprintln!("melloc: error: {e:#}");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = Ui::new(&cli.global);
+    let g = &cli.global;
+    let result = match &cli.command {
+        Command::Compress(a) => cmd::compress::run(a, g, &ui),
+        Command::Decompress(a) => cmd::decompress::run(a, g, &ui),
+        Command::Info(a) => cmd::info::run(a, &ui),
+        Command::Test(a) => cmd::test::run(a, g, &ui),
+        Command::Demo(a) => cmd::demo::run(a, g, &ui),
+    };
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            print_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `melloc decompress`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use melloc_format::DecompressConfig;
+
+use crate::cli::{DecompressArgs, GlobalArgs};
+use crate::cmd::compress::SUFFIX;
+use crate::cmd::{check_inputs, for_each_file, remove_input};
+use crate::input::{display_name, is_dash, npy_header, read_all};
+use crate::output::{check_dest, write_output, Dest};
+use crate::ui::{self, Ui};
+
+/// The decoder configuration from the flags.
+pub fn config(memory_limit_mb: Option<u64>, g: &GlobalArgs) -> DecompressConfig {
+    let mut cfg = DecompressConfig::default().with_threads(g.threads);
+    if let Some(mb) = memory_limit_mb {
+        cfg = cfg.with_memory_limit(mb.saturating_mul(1 << 20));
+    }
+    cfg
+}
+
+/// `X.mlc` -> `X` (`X.npy` with `--npy`); stdin -> stdout; `-c` / `-o` as given.
+fn dest_for(input: &Path, args: &DecompressArgs) -> Result<Dest> {
+    if args.out.stdout {
+        return Ok(Dest::Stdout);
+    }
+    if let Some(o) = &args.out.output {
+        return Ok(Dest::from_path(o));
+    }
+    if is_dash(input) {
+        return Ok(Dest::Stdout);
+    }
+    let s = input.to_string_lossy();
+    let Some(stem) = s
+        .strip_suffix(SUFFIX)
+        .filter(|s| !s.is_empty() && !s.ends_with('/'))
+    else {
+        bail!(
+            "{}: unknown suffix (expected {SUFFIX}); use -o FILE or -c",
+            input.display()
+        );
+    };
+    let mut out = stem.to_string();
+    if args.npy && !is_npy_name(Path::new(&out)) {
+        out.push_str(".npy");
+    }
+    Ok(Dest::File(PathBuf::from(out)))
+}
+
+fn is_npy_name(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// Runs the subcommand; returns the number of failed inputs.
+pub fn run(args: &DecompressArgs, g: &GlobalArgs, ui: &Ui) -> Result<usize> {
+    check_inputs(&args.files, args.out.output.as_deref())?;
+    if args.out.rm && args.out.stdout {
+        ui.warn("--rm is ignored when writing to stdout");
+    }
+    let cfg = config(args.memory_limit_mb, g);
+    Ok(for_each_file(&args.files, |input| {
+        decompress_one(input, args, &cfg, ui)
+    }))
+}
+
+fn decompress_one(
+    input: &Path,
+    args: &DecompressArgs,
+    cfg: &DecompressConfig,
+    ui: &Ui,
+) -> Result<()> {
+    let name = display_name(input);
+    let dest = dest_for(input, args)?;
+    check_dest(&dest, input, args.out.force, "decompressed data")?;
+    let as_npy = args.npy || matches!(&dest, Dest::File(p) if is_npy_name(p));
+    let bytes = read_all(input)?;
+    let pb = ui.spinner(format!("decompressing {name}"));
+    let t0 = Instant::now();
+    let result = melloc_format::decompress_bytes(&bytes, cfg);
+    let secs = t0.elapsed().as_secs_f64();
+    ui::done(pb);
+    let decoded = result.with_context(|| format!("decompressing {name}"))?;
+    let header = if as_npy {
+        npy_header(decoded.dtype, &decoded.shape).with_context(|| format!("writing {dest}"))?
+    } else {
+        Vec::new()
+    };
+    write_output(
+        &dest,
+        &[&header, &decoded.bytes],
+        args.out.force,
+        Some(input).filter(|p| !is_dash(p)),
+    )?;
+    let original = decoded.bytes.len() as u64;
+    ui.info(ui::summary(
+        &name,
+        bytes.len() as u64,
+        original + header.len() as u64,
+        original,
+        bytes.len() as u64,
+        secs,
+    ));
+    ui.detail(format!(
+        "{name}: -> {dest} ({} {}{})",
+        decoded.dtype,
+        decoded.shape,
+        if as_npy { ", .npy" } else { ", raw" }
+    ));
+    remove_input(input, &dest, args.out.rm)
+}
