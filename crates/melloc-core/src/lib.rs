@@ -17,8 +17,12 @@
 
 pub mod error;
 pub mod float;
+pub mod quantize;
 pub mod shape;
+pub mod stencil;
 
 pub use error::CoreError;
 pub use float::{DType, Float};
+pub use quantize::UniformQuantizer;
 pub use shape::{BlockDims, Shape, SliceLayout};
+pub use stencil::{learn_stencil, Pde, PdeClass, Stencil};
