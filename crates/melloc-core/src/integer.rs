@@ -129,7 +129,9 @@ impl Integerisation {
             return 0;
         }
         match self {
-            Integerisation::Grid { .. } => pred.round().clamp(-MAX_GRID_INDEX, MAX_GRID_INDEX) as i64,
+            Integerisation::Grid { .. } => {
+                pred.round().clamp(-MAX_GRID_INDEX, MAX_GRID_INDEX) as i64
+            }
             Integerisation::Ordered => {
                 let v = T::from_f64(pred);
                 if v.is_finite_value() {
@@ -147,10 +149,18 @@ impl Integerisation {
     pub fn describe(&self) -> String {
         match self {
             Integerisation::Ordered => "ordered bits".to_string(),
-            Integerisation::Grid { offset, scale, op: GridOp::Mul } => {
+            Integerisation::Grid {
+                offset,
+                scale,
+                op: GridOp::Mul,
+            } => {
                 format!("grid v = {offset:e} + k * {scale:e}")
             }
-            Integerisation::Grid { offset, scale, op: GridOp::Div } => {
+            Integerisation::Grid {
+                offset,
+                scale,
+                op: GridOp::Div,
+            } => {
                 format!("grid v = {offset:e} + k / {scale:e}")
             }
         }
@@ -203,7 +213,13 @@ pub fn integerize_with_mask<T: Float>(values: &[T], is_exception: Vec<bool>) -> 
         .collect();
     if let Some(kind) = detect_grid(values, &is_exception) {
         if let Some((ints, fixes)) = grid_ints(values, &is_exception, kind) {
-            return Integerized { kind, ints, fixes, is_exception, exception_bits };
+            return Integerized {
+                kind,
+                ints,
+                fixes,
+                is_exception,
+                exception_bits,
+            };
         }
     }
     let ints = values
@@ -211,7 +227,13 @@ pub fn integerize_with_mask<T: Float>(values: &[T], is_exception: Vec<bool>) -> 
         .zip(&is_exception)
         .map(|(&v, &e)| if e { 0 } else { to_signed_ordered(v) })
         .collect();
-    Integerized { kind: Integerisation::Ordered, ints, fixes: Vec::new(), is_exception, exception_bits }
+    Integerized {
+        kind: Integerisation::Ordered,
+        ints,
+        fixes: Vec::new(),
+        is_exception,
+        exception_bits,
+    }
 }
 
 /// Rebuilds the values from integers, fixes and exceptions. Total on any input of matching
@@ -306,7 +328,9 @@ pub fn detect_fill_values<T: Float>(values: &[T]) -> Vec<u64> {
         // Every sampled value is a candidate: nothing to call "outside the range".
         return Vec::new();
     }
-    let r = (hi - lo).max(hi.abs().max(lo.abs()) * 1e-6).max(f64::MIN_POSITIVE);
+    let r = (hi - lo)
+        .max(hi.abs().max(lo.abs()) * 1e-6)
+        .max(f64::MIN_POSITIVE);
     candidates
         .iter()
         .map(|&(_, b)| b)
@@ -337,12 +361,19 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
     let mut distinct = sample.clone();
     distinct.dedup_by(|a, b| a.to_bits() == b.to_bits());
     if distinct.len() == 1 {
-        let kind = Integerisation::Grid { offset: distinct[0], scale: 1.0, op: GridOp::Mul };
+        let kind = Integerisation::Grid {
+            offset: distinct[0],
+            scale: 1.0,
+            op: GridOp::Mul,
+        };
         return Some(kind);
     }
     let lo = distinct[0];
     let hi = distinct[distinct.len() - 1];
-    let min_gap = distinct.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
+    let min_gap = distinct
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::INFINITY, f64::min);
     if !(min_gap > 0.0) || !min_gap.is_finite() {
         return None;
     }
@@ -352,8 +383,11 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
         return None;
     }
     // Step estimate: median of gaps close to the smallest one (float rounding jitters gaps).
-    let mut near: Vec<f64> =
-        distinct.windows(2).map(|w| w[1] - w[0]).filter(|&g| g < 1.5 * min_gap).collect();
+    let mut near: Vec<f64> = distinct
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&g| g < 1.5 * min_gap)
+        .collect();
     near.sort_unstable_by(f64::total_cmp);
     let step0 = near[near.len() / 2];
     // Least-squares refinement of v = a + b k over the distinct values. Indices are built from
@@ -366,7 +400,9 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
         let mut k = 0.0f64;
         let mut prev = lo;
         for &v in &distinct {
-            k += ((v - prev) / step).round().max(if v > prev { 1.0 } else { 0.0 });
+            k += ((v - prev) / step)
+                .round()
+                .max(if v > prev { 1.0 } else { 0.0 });
             prev = v;
             sk += k;
             sv += v - lo;
@@ -388,12 +424,24 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
     }
     let mut candidates: Vec<Integerisation> = Vec::new();
     if let Some((a, b)) = fit {
-        candidates.push(Integerisation::Grid { offset: a, scale: b, op: GridOp::Mul });
+        candidates.push(Integerisation::Grid {
+            offset: a,
+            scale: b,
+            op: GridOp::Mul,
+        });
         // The same grid anchored on a data value: exact when the offset is itself a grid point.
         let a_on_grid = lo - ((lo - a) / b).round() * b;
-        candidates.push(Integerisation::Grid { offset: a_on_grid, scale: b, op: GridOp::Mul });
+        candidates.push(Integerisation::Grid {
+            offset: a_on_grid,
+            scale: b,
+            op: GridOp::Mul,
+        });
         if let Some(snap) = decimal_snap(b) {
-            candidates.push(Integerisation::Grid { offset: 0.0, scale: snap, op: GridOp::Mul });
+            candidates.push(Integerisation::Grid {
+                offset: 0.0,
+                scale: snap,
+                op: GridOp::Mul,
+            });
             let inv = 1.0 / snap;
             if (inv - inv.round()).abs() < 1e-9 * inv && inv.round() >= 2.0 {
                 candidates.push(Integerisation::Grid {
@@ -404,10 +452,16 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
             }
         }
     }
-    candidates.push(Integerisation::Grid { offset: lo, scale: step0, op: GridOp::Mul });
+    candidates.push(Integerisation::Grid {
+        offset: lo,
+        scale: step0,
+        op: GridOp::Mul,
+    });
     let mut best: Option<(usize, Integerisation)> = None;
     for cand in candidates {
-        let Some(n_fix) = count_fixes::<T>(&sample, cand) else { continue };
+        let Some(n_fix) = count_fixes::<T>(&sample, cand) else {
+            continue;
+        };
         if best.is_none_or(|(n, _)| n_fix < n) {
             best = Some((n_fix, cand));
         }
@@ -464,7 +518,9 @@ fn grid_index(offset: f64, scale: f64, op: GridOp, v: f64) -> Option<i64> {
 /// Ulp fixes needed on a sample for a candidate grid; `None` if a value is off the grid by more
 /// than 4 ulp or its index is out of range.
 fn count_fixes<T: Float>(sample: &[f64], kind: Integerisation) -> Option<usize> {
-    let Integerisation::Grid { offset, scale, op } = kind else { return None };
+    let Integerisation::Grid { offset, scale, op } = kind else {
+        return None;
+    };
     let mut n = 0usize;
     for &v in sample {
         let k = grid_index(offset, scale, op, v)?;
@@ -487,7 +543,9 @@ pub fn grid_ints<T: Float>(
     is_exception: &[bool],
     kind: Integerisation,
 ) -> Option<(Vec<i64>, Vec<i64>)> {
-    let Integerisation::Grid { offset, scale, op } = kind else { return None };
+    let Integerisation::Grid { offset, scale, op } = kind else {
+        return None;
+    };
     let mut ints = Vec::with_capacity(values.len());
     let mut fixes = Vec::with_capacity(values.len());
     let mut n_fix = 0usize;
@@ -522,11 +580,22 @@ mod tests {
 
     fn roundtrip<T: Float>(values: &[T]) -> Integerized {
         let z = integerize(values);
-        let back: Vec<T> =
-            restore(&z.kind, &z.ints, &z.fixes, &z.is_exception, &z.exception_bits).unwrap();
+        let back: Vec<T> = restore(
+            &z.kind,
+            &z.ints,
+            &z.fixes,
+            &z.is_exception,
+            &z.exception_bits,
+        )
+        .unwrap();
         assert_eq!(back.len(), values.len());
         for (a, b) in values.iter().zip(&back) {
-            assert_eq!(a.to_bits_u64(), b.to_bits_u64(), "{a:?} vs {b:?} ({:?})", z.kind);
+            assert_eq!(
+                a.to_bits_u64(),
+                b.to_bits_u64(),
+                "{a:?} vs {b:?} ({:?})",
+                z.kind
+            );
         }
         z
     }
@@ -538,7 +607,16 @@ mod tests {
         assert_eq!(to_signed_ordered(0.0f64), 0);
         assert_eq!(to_signed_ordered(-0.0f64), -1);
         assert!(to_signed_ordered(1.0f64) > 0 && to_signed_ordered(-1.0f64) < -1);
-        let vals = [f32::NEG_INFINITY, -3.0, -1e-40, -0.0, 0.0, 1e-45, 2.0, f32::INFINITY];
+        let vals = [
+            f32::NEG_INFINITY,
+            -3.0,
+            -1e-40,
+            -0.0,
+            0.0,
+            1e-45,
+            2.0,
+            f32::INFINITY,
+        ];
         for w in vals.windows(2) {
             assert!(to_signed_ordered(w[0]) < to_signed_ordered(w[1]));
         }
@@ -555,7 +633,11 @@ mod tests {
             })
             .collect();
         let z = roundtrip(&values);
-        assert!(matches!(z.kind, Integerisation::Grid { .. }), "{:?}", z.kind);
+        assert!(
+            matches!(z.kind, Integerisation::Grid { .. }),
+            "{:?}",
+            z.kind
+        );
         // The integers span about the 20000 packed levels, not 2^23 float levels.
         let span = z.ints.iter().max().unwrap() - z.ints.iter().min().unwrap();
         assert!(span < 40_000, "span {span}");
@@ -564,12 +646,18 @@ mod tests {
     #[test]
     fn decimal_field_written_as_division_is_a_grid() {
         // OPERA-like: nearest double to k/100, with fill values.
-        let mut values: Vec<f64> = (0..4000).map(|i| ((i * 37) % 5000) as f64 / 100.0).collect();
+        let mut values: Vec<f64> = (0..4000)
+            .map(|i| ((i * 37) % 5000) as f64 / 100.0)
+            .collect();
         for v in values.iter_mut().step_by(3) {
             *v = -9_999_000.0;
         }
         let z = roundtrip(&values);
-        assert!(matches!(z.kind, Integerisation::Grid { .. }), "{:?}", z.kind);
+        assert!(
+            matches!(z.kind, Integerisation::Grid { .. }),
+            "{:?}",
+            z.kind
+        );
         assert_eq!(z.n_fixes(), 0, "k/100 should be reproduced exactly");
         assert_eq!(z.exception_bits.len(), values.iter().step_by(3).count());
     }
@@ -578,17 +666,29 @@ mod tests {
     fn decimal_tenths_in_f32() {
         // MRMS-like: (X - 30) / 10 in f64 rounded to f32, lots of zeros.
         let values: Vec<f32> = (0..6000)
-            .map(|i| if i % 2 == 0 { 0.0 } else { (((i * 13) % 1500) as f64 - 30.0) as f32 / 10.0 })
+            .map(|i| {
+                if i % 2 == 0 {
+                    0.0
+                } else {
+                    (((i * 13) % 1500) as f64 - 30.0) as f32 / 10.0
+                }
+            })
             .map(|v: f32| v.max(-3.0))
             .collect();
         let z = roundtrip(&values);
-        assert!(matches!(z.kind, Integerisation::Grid { .. }), "{:?}", z.kind);
+        assert!(
+            matches!(z.kind, Integerisation::Grid { .. }),
+            "{:?}",
+            z.kind
+        );
         assert!(z.n_fixes() < values.len() / 20);
     }
 
     #[test]
     fn full_precision_field_is_ordered() {
-        let values: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.001234).sin() * 300.0 + 1e-3).collect();
+        let values: Vec<f32> = (0..5000)
+            .map(|i| (i as f32 * 0.001234).sin() * 300.0 + 1e-3)
+            .collect();
         let z = roundtrip(&values);
         assert_eq!(z.kind, Integerisation::Ordered);
     }
@@ -608,8 +708,15 @@ mod tests {
 
     #[test]
     fn zeros_and_in_range_values_are_not_fills() {
-        let values: Vec<f32> =
-            (0..3000).map(|i| if i % 2 == 0 { 0.0 } else { (i % 97) as f32 * 0.37 }).collect();
+        let values: Vec<f32> = (0..3000)
+            .map(|i| {
+                if i % 2 == 0 {
+                    0.0
+                } else {
+                    (i % 97) as f32 * 0.37
+                }
+            })
+            .collect();
         assert!(detect_fill_values(&values).is_empty());
     }
 
@@ -629,7 +736,11 @@ mod tests {
             let _ = k.int_of_prediction::<f32>(p);
             let _ = k.int_of_prediction::<f64>(p);
         }
-        let g = Integerisation::Grid { offset: 0.0, scale: 0.1, op: GridOp::Mul };
+        let g = Integerisation::Grid {
+            offset: 0.0,
+            scale: 0.1,
+            op: GridOp::Mul,
+        };
         assert_eq!(g.int_of_prediction::<f32>(1e300), MAX_GRID_INDEX as i64);
     }
 

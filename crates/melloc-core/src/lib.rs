@@ -17,6 +17,8 @@
 
 pub mod error;
 pub mod float;
+pub mod integer;
+pub mod predict;
 pub mod quantize;
 pub mod shape;
 pub mod stencil;

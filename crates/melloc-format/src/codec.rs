@@ -1,11 +1,25 @@
-//! End-to-end `compress` / `decompress` (work in progress: signatures are fixed).
+//! End-to-end `compress` / `decompress`.
+//!
+//! Compression: validate the input length, checksum the original bytes, cut the field into
+//! chunks (whole slices, row bands or row pieces, about `chunk_bytes` each), encode chunks in
+//! parallel, each with the smallest of its candidate routes, **decode every chunk again and
+//! compare bits** (a route that fails this is dropped for that chunk; raw always works), then
+//! write header, chunk table and chunks. Decompression verifies every checksum and the content
+//! checksum of the rebuilt bytes. Output bytes never depend on the thread count.
 
-use melloc_core::{DType, Float, Shape};
+use melloc_core::{BlockDims, DType, Float, Shape};
+use rayon::prelude::*;
 use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_64;
 
-use crate::config::{CompressConfig, DecompressConfig};
+use crate::backend::{backend_name, encode_section};
+use crate::config::{CompressConfig, DecompressConfig, RouteSpec};
+use crate::container::{
+    header_len, max_section_len, read_header, write_header, ChunkGeometry, Chunking, Header,
+    StoredChunk, StoredSection, TableEntry,
+};
 use crate::error::{FormatError, Result};
-use crate::route::{RouteId, RouteInfo};
+use crate::route::{self, RouteConfig, RouteId, RouteInfo};
 
 /// A decoded file: its element type, shape and the original little-endian bytes.
 #[derive(Clone, Debug)]
@@ -76,10 +90,17 @@ pub fn compress_bytes(
     shape: &Shape,
     cfg: &CompressConfig,
 ) -> Result<Vec<u8>> {
-    let _ = (input, dtype, shape, cfg);
-    Err(FormatError::InvalidArgument(
-        "compress is not built yet".into(),
-    ))
+    let expected = shape.n_elements().checked_mul(dtype.n_bytes() as u64);
+    if expected != Some(input.len() as u64) {
+        return Err(FormatError::LengthMismatch {
+            expected: expected.unwrap_or(u64::MAX),
+            actual: input.len() as u64,
+        });
+    }
+    match dtype {
+        DType::F32 => compress_typed::<f32>(input, shape, cfg),
+        DType::F64 => compress_typed::<f64>(input, shape, cfg),
+    }
 }
 
 /// Compresses typed values with `shape`.
@@ -89,18 +110,277 @@ pub fn compress<T: Float>(values: &[T], shape: &Shape, cfg: &CompressConfig) -> 
     compress_bytes(&bytes, T::DTYPE, shape, cfg)
 }
 
+/// Runs `f` on a rayon pool of `threads` workers (0 = all cores).
+fn with_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| {
+            FormatError::InvalidArgument(format!("cannot start {threads} threads: {e}"))
+        })?;
+    Ok(pool.install(f))
+}
+
+fn block_dims(g: &ChunkGeometry) -> BlockDims {
+    BlockDims::new(g.n_slices as usize, g.n_rows as usize, g.n_cols as usize)
+}
+
+fn compress_typed<T: Float>(input: &[u8], shape: &Shape, cfg: &CompressConfig) -> Result<Vec<u8>> {
+    let layout = shape.slices();
+    let chunking = Chunking::for_target(layout, (cfg.chunk_bytes / T::N_BYTES).max(1) as u64);
+    let n_chunks = chunking.n_chunks(layout);
+    let route_cfg = RouteConfig { effort: cfg.effort };
+    let chunks: Vec<Result<Vec<u8>>> = with_pool(cfg.threads, || {
+        (0..n_chunks)
+            .into_par_iter()
+            .map(|i| {
+                let g = chunking.geometry(layout, i);
+                let start = g.first_value as usize * T::N_BYTES;
+                let end = start + g.n_values() as usize * T::N_BYTES;
+                let values = T::vec_from_le_bytes(&input[start..end]);
+                encode_chunk(&values, block_dims(&g), cfg, &route_cfg)
+                    .map_err(|e| FormatError::Corrupt(format!("encoding chunk {i}: {e}")))
+            })
+            .collect()
+    })?;
+    let chunks: Vec<Vec<u8>> = chunks.into_iter().collect::<Result<_>>()?;
+    let mut offset = header_len(shape, n_chunks);
+    let table: Vec<TableEntry> = chunks
+        .iter()
+        .map(|c| {
+            let e = TableEntry {
+                offset,
+                length: c.len() as u64,
+                checksum: xxh3_64(c),
+            };
+            offset += c.len() as u64;
+            e
+        })
+        .collect();
+    let header = Header {
+        minor: crate::wire::MINOR,
+        dtype: T::DTYPE,
+        shape: shape.clone(),
+        chunking,
+        n_chunks,
+        content_checksum: xxh3_64(input),
+    };
+    let mut out = write_header(&header, &table);
+    out.reserve(chunks.iter().map(Vec::len).sum());
+    for c in chunks {
+        out.extend_from_slice(&c);
+    }
+    Ok(out)
+}
+
+/// The routes tried for a chunk, in order of preference on ties.
+fn candidate_routes(spec: RouteSpec, effort: u8) -> Vec<RouteId> {
+    match spec {
+        RouteSpec::Raw => vec![RouteId::Raw],
+        RouteSpec::Paper => vec![RouteId::Paper, RouteId::Raw],
+        RouteSpec::Causal => vec![RouteId::Causal, RouteId::Raw],
+        RouteSpec::Auto if effort >= 8 => vec![RouteId::Causal, RouteId::Paper, RouteId::Raw],
+        RouteSpec::Auto => vec![RouteId::Causal, RouteId::Raw],
+    }
+}
+
+/// Encodes one chunk with every candidate route, keeps the smallest that decodes bit-exactly
+/// (when `verify` is on), and serialises it. Raw is the last resort and always succeeds.
+fn encode_chunk<T: Float>(
+    values: &[T],
+    dims: BlockDims,
+    cfg: &CompressConfig,
+    route_cfg: &RouteConfig,
+) -> Result<Vec<u8>> {
+    let mut encoded: Vec<Vec<u8>> = Vec::new();
+    for id in candidate_routes(cfg.route, cfg.effort) {
+        // A route that fails to encode (e.g. unsupported input) is simply not a candidate.
+        let Ok(sections) = route::encode(id, values, dims, route_cfg) else {
+            continue;
+        };
+        let mut stored = Vec::with_capacity(sections.len());
+        for s in sections {
+            let (backend, data) = encode_section(&s.data, cfg.backend)?;
+            stored.push(StoredSection {
+                kind: s.kind,
+                backend,
+                raw_len: s.data.len() as u64,
+                data,
+            });
+        }
+        let bytes = StoredChunk {
+            route: id,
+            sections: stored,
+        }
+        .to_bytes()?;
+        encoded.push(bytes);
+    }
+    encoded.sort_by_key(Vec::len);
+    for bytes in encoded {
+        if !cfg.verify || decode_chunk::<T>(&bytes, dims).is_ok_and(|back| same_bits(&back, values))
+        {
+            return Ok(bytes);
+        }
+    }
+    Err(FormatError::InvalidArgument(
+        "no route could encode the chunk".into(),
+    ))
+}
+
+fn same_bits<T: Float>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits_u64() == y.to_bits_u64())
+}
+
+/// Parses, back-end-decodes and route-decodes one chunk.
+fn decode_chunk<T: Float>(bytes: &[u8], dims: BlockDims) -> Result<Vec<T>> {
+    let chunk = StoredChunk::parse(bytes, max_section_len(dims.len() as u64))?;
+    let sections = chunk.decode_sections()?;
+    let values = route::decode::<T>(chunk.route, &sections, dims)?;
+    if values.len() != dims.len() {
+        return Err(FormatError::LengthMismatch {
+            expected: dims.len() as u64,
+            actual: values.len() as u64,
+        });
+    }
+    Ok(values)
+}
+
+/// Wraps an error with the chunk it came from.
+fn in_chunk(i: u64, e: FormatError) -> FormatError {
+    match e {
+        FormatError::ChecksumMismatch { section } => FormatError::ChecksumMismatch {
+            section: format!("chunk {i}, {section}"),
+        },
+        FormatError::Truncated(m) => FormatError::Truncated(format!("chunk {i}: {m}")),
+        other => FormatError::Corrupt(format!("chunk {i}: {other}")),
+    }
+}
+
 /// Decompresses a melloc file, verifying every checksum.
 pub fn decompress_bytes(input: &[u8], cfg: &DecompressConfig) -> Result<Decoded> {
-    let _ = (input, cfg);
-    Err(FormatError::InvalidArgument(
-        "decompress is not built yet".into(),
-    ))
+    let (header, table) = read_header(input)?;
+    let n_bytes = header.original_bytes();
+    if n_bytes > cfg.memory_limit {
+        return Err(FormatError::LimitExceeded {
+            declared: n_bytes,
+            limit: cfg.memory_limit,
+        });
+    }
+    let n_bytes = usize::try_from(n_bytes).map_err(|_| FormatError::LimitExceeded {
+        declared: n_bytes,
+        limit: usize::MAX as u64,
+    })?;
+    let mut out: Vec<u8> = Vec::new();
+    out.try_reserve_exact(n_bytes)
+        .map_err(|_| FormatError::LimitExceeded {
+            declared: n_bytes as u64,
+            limit: cfg.memory_limit,
+        })?;
+    out.resize(n_bytes, 0);
+    let layout = header.shape.slices();
+    let elem = header.dtype.n_bytes();
+    // Split the output into one mutable piece per chunk (chunks tile the array in order).
+    let mut pieces: Vec<(u64, &mut [u8])> = Vec::with_capacity(table.len());
+    let mut rest: &mut [u8] = &mut out;
+    for i in 0..header.n_chunks {
+        let g = header.chunking.geometry(layout, i);
+        let (piece, tail) = rest.split_at_mut(g.n_values() as usize * elem);
+        pieces.push((i, piece));
+        rest = tail;
+    }
+    let results: Vec<Result<()>> = with_pool(cfg.threads, || {
+        pieces
+            .into_par_iter()
+            .map(|(i, piece)| {
+                let e = table[i as usize];
+                let bytes = &input[e.offset as usize..(e.offset + e.length) as usize];
+                if xxh3_64(bytes) != e.checksum {
+                    return Err(FormatError::ChecksumMismatch {
+                        section: format!("chunk {i}"),
+                    });
+                }
+                let dims = block_dims(&header.chunking.geometry(layout, i));
+                let decoded = match header.dtype {
+                    DType::F32 => decode_chunk::<f32>(bytes, dims).map(|v| bytes_of(&v)),
+                    DType::F64 => decode_chunk::<f64>(bytes, dims).map(|v| bytes_of(&v)),
+                };
+                let decoded = decoded.map_err(|err| in_chunk(i, err))?;
+                piece.copy_from_slice(&decoded);
+                Ok(())
+            })
+            .collect()
+    })?;
+    for r in results {
+        r?;
+    }
+    if xxh3_64(&out) != header.content_checksum {
+        return Err(FormatError::ChecksumMismatch {
+            section: "content (the decoded data)".into(),
+        });
+    }
+    Ok(Decoded {
+        dtype: header.dtype,
+        shape: header.shape,
+        bytes: out,
+    })
+}
+
+fn bytes_of<T: Float>(values: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * T::N_BYTES);
+    T::extend_le_bytes(values, &mut out);
+    out
 }
 
 /// Reads the header, chunk table and route facts without decoding values.
 pub fn inspect(input: &[u8]) -> Result<FileInfo> {
-    let _ = input;
-    Err(FormatError::InvalidArgument(
-        "inspect is not built yet".into(),
-    ))
+    let (header, table) = read_header(input)?;
+    let layout = header.shape.slices();
+    let mut chunks = Vec::with_capacity(table.len());
+    for (i, e) in table.iter().enumerate() {
+        let bytes = &input[e.offset as usize..(e.offset + e.length) as usize];
+        if xxh3_64(bytes) != e.checksum {
+            return Err(FormatError::ChecksumMismatch {
+                section: format!("chunk {i}"),
+            });
+        }
+        let g = header.chunking.geometry(layout, i as u64);
+        let dims = block_dims(&g);
+        let chunk = StoredChunk::parse(bytes, max_section_len(g.n_values()))
+            .map_err(|err| in_chunk(i as u64, err))?;
+        let sections = chunk
+            .decode_sections()
+            .map_err(|err| in_chunk(i as u64, err))?;
+        let route_info = route::describe(chunk.route, &sections, dims, header.dtype)
+            .map_err(|err| in_chunk(i as u64, err))?;
+        chunks.push(ChunkInfo {
+            first_slice: g.first_slice,
+            n_slices: g.n_slices,
+            first_row: g.first_row,
+            n_rows: g.n_rows,
+            route: chunk.route,
+            sections: chunk
+                .sections
+                .iter()
+                .map(|s| SectionInfo {
+                    kind: s.kind,
+                    backend: backend_name(s.backend).to_string(),
+                    raw_bytes: s.raw_len,
+                    stored_bytes: s.data.len() as u64,
+                })
+                .collect(),
+            route_info,
+        });
+    }
+    Ok(FileInfo {
+        version: (crate::wire::MAJOR, header.minor),
+        dtype: header.dtype.name().to_string(),
+        shape: header.shape.dims().to_vec(),
+        original_bytes: header.original_bytes(),
+        compressed_bytes: input.len() as u64,
+        content_checksum: header.content_checksum,
+        chunks,
+    })
 }

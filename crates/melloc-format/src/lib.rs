@@ -4,11 +4,15 @@
 //! and the end-to-end `compress` / `decompress`.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod codec;
 pub mod config;
+pub mod container;
+pub mod entropy;
 pub mod error;
 pub mod route;
 pub mod section;
+pub mod wire;
 
 pub use codec::{
     compress, compress_bytes, decompress_bytes, inspect, ChunkInfo, Decoded, FileInfo, SectionInfo,

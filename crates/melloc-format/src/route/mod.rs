@@ -21,7 +21,48 @@ pub mod causal;
 pub mod paper;
 pub mod raw;
 
+use melloc_core::{BlockDims, DType, Float};
 use serde::Serialize;
+
+use crate::error::Result;
+use crate::section::Section;
+
+/// Encodes a block with route `id`.
+pub fn encode<T: Float>(
+    id: RouteId,
+    values: &[T],
+    dims: BlockDims,
+    cfg: &RouteConfig,
+) -> Result<Vec<Section>> {
+    match id {
+        RouteId::Raw => raw::encode(values, dims, cfg),
+        RouteId::Paper => paper::encode(values, dims, cfg),
+        RouteId::Causal => causal::encode(values, dims, cfg),
+    }
+}
+
+/// Decodes a block written by route `id`.
+pub fn decode<T: Float>(id: RouteId, sections: &[Section], dims: BlockDims) -> Result<Vec<T>> {
+    match id {
+        RouteId::Raw => raw::decode(sections, dims),
+        RouteId::Paper => paper::decode(sections, dims),
+        RouteId::Causal => causal::decode(sections, dims),
+    }
+}
+
+/// Describes a chunk written by route `id`.
+pub fn describe(
+    id: RouteId,
+    sections: &[Section],
+    dims: BlockDims,
+    dtype: DType,
+) -> Result<RouteInfo> {
+    match id {
+        RouteId::Raw => raw::describe(sections, dims, dtype),
+        RouteId::Paper => paper::describe(sections, dims, dtype),
+        RouteId::Causal => causal::describe(sections, dims, dtype),
+    }
+}
 
 /// Route identifier as stored in a chunk header (wire values are fixed, see `docs/format.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -1,0 +1,508 @@
+//! Causal predictors: a learned linear combination of already-decoded neighbours.
+//!
+//! The 3x3 mechanism `c1 u[i-1,j-1] + ... + c9 u[i+1,j+1] = f` rearranged to solve for a point
+//! from neighbours that precede it in C order is a *causal* linear predictor. We generalise it to
+//! a wider causal neighbourhood ([`Stencil`]): taps in the current slice (W, N, NW, NE, WW, NN,
+//! ...) and, for 3-D blocks, taps in the previous slice. The prediction is affine-invariant:
+//!
+//! ```text
+//! pred = x_ref + sum_{k>=1} w_k (x_k - x_ref)        (x_ref = tap 0, the west neighbour)
+//! ```
+//!
+//! so a constant field is predicted exactly and adding a constant to the field changes nothing;
+//! it also keeps the normal equations well conditioned for data far from zero (temperatures near
+//! 288 K) without storing a mean. The weights minimise `sum (y - pred)^2` over the interior points
+//! of a block (closed-form normal equations, solved by Cholesky with a tiny ridge).
+//!
+//! **Determinism.** [`Stencil::predict_at`] uses only `f64` `+ - *` in a fixed order; Rust never
+//! contracts them into FMA and the loop has a fixed trip count, so the decoder reproduces the
+//! encoder's prediction bit for bit on every machine. The *fit* runs only in the encoder (its
+//! weights are stored), so it may use any arithmetic.
+
+/// A tap: an offset to a causal neighbour (`ds` slices back, `di` rows, `dj` columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tap {
+    /// 0 = this slice, 1 = previous slice.
+    pub ds: u8,
+    /// Row offset (<= 0 in this slice, any sign in the previous slice).
+    pub di: i8,
+    /// Column offset (< 0 when `ds == 0 && di == 0`).
+    pub dj: i8,
+}
+
+const fn t(ds: u8, di: i8, dj: i8) -> Tap {
+    Tap { ds, di, dj }
+}
+
+/// 2-D taps (first one is the reference W).
+pub const TAPS_2D: [Tap; 10] = [
+    t(0, 0, -1),
+    t(0, -1, 0),
+    t(0, -1, -1),
+    t(0, -1, 1),
+    t(0, 0, -2),
+    t(0, -2, 0),
+    t(0, -1, -2),
+    t(0, -1, 2),
+    t(0, -2, -1),
+    t(0, -2, 1),
+];
+/// Previous-slice taps added for 3-D blocks (P, PW, PN, PE, PS).
+pub const TAPS_PREV: [Tap; 5] = [t(1, 0, 0), t(1, 0, -1), t(1, -1, 0), t(1, 0, 1), t(1, 1, 0)];
+/// 1-D taps (rows of length 1 or 2): W, WW, WWW, WWWW.
+pub const TAPS_1D: [Tap; 4] = [t(0, 0, -1), t(0, 0, -2), t(0, 0, -3), t(0, 0, -4)];
+/// Previous-slice taps for 1-D rows stacked as slices (P, PW, PE).
+pub const TAPS_1D_PREV: [Tap; 3] = [t(1, 0, 0), t(1, 0, -1), t(1, 0, 1)];
+
+/// The neighbourhood shapes a block may use; the wire value is stored in the causal section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StencilKind {
+    /// Previous value only (blocks too small for anything else).
+    Previous = 0,
+    /// Along the row only.
+    Row = 1,
+    /// Along the row plus the previous slice.
+    RowPrev = 2,
+    /// 2-D neighbourhood in the slice.
+    Plane = 3,
+    /// 2-D neighbourhood plus the previous slice.
+    PlanePrev = 4,
+}
+
+impl StencilKind {
+    /// Parses a wire value.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Previous,
+            1 => Self::Row,
+            2 => Self::RowPrev,
+            3 => Self::Plane,
+            4 => Self::PlanePrev,
+            _ => return None,
+        })
+    }
+
+    /// The natural choice for a block of `n_slices x n_rows x n_cols`.
+    pub fn for_dims(n_slices: usize, n_rows: usize, n_cols: usize) -> Self {
+        let prev = n_slices >= 2;
+        if n_rows >= 3 && n_cols >= 3 {
+            if prev {
+                Self::PlanePrev
+            } else {
+                Self::Plane
+            }
+        } else if n_cols >= 3 {
+            if prev {
+                Self::RowPrev
+            } else {
+                Self::Row
+            }
+        } else {
+            Self::Previous
+        }
+    }
+
+    /// Taps in this slice followed by taps in the previous slice.
+    pub fn taps(self) -> (Vec<Tap>, Vec<Tap>) {
+        match self {
+            Self::Previous => (vec![t(0, 0, -1)], Vec::new()),
+            Self::Row => (TAPS_1D.to_vec(), Vec::new()),
+            Self::RowPrev => (TAPS_1D.to_vec(), TAPS_1D_PREV.to_vec()),
+            Self::Plane => (TAPS_2D.to_vec(), Vec::new()),
+            Self::PlanePrev => (TAPS_2D.to_vec(), TAPS_PREV.to_vec()),
+        }
+    }
+}
+
+/// A stencil laid out over a block: tap geometry, linear offsets, and the interior bounds
+/// where every tap is in range.
+#[derive(Clone, Debug)]
+pub struct Stencil {
+    /// All taps: in-slice first (`n_in` of them), then previous-slice ones.
+    pub taps: Vec<Tap>,
+    /// Number of in-slice taps.
+    pub n_in: usize,
+    /// Linear index offset of each tap (to subtract from the current index).
+    pub back: Vec<usize>,
+    /// Rows needed above (for in-slice taps).
+    pub up: usize,
+    /// Columns needed on the left / right and rows below (previous slice).
+    pub left: usize,
+    /// Columns needed on the right.
+    pub right: usize,
+    /// Rows needed below (previous-slice taps only).
+    pub down: usize,
+    n_rows: usize,
+    n_cols: usize,
+}
+
+impl Stencil {
+    /// Lays `kind` out over slices of `n_rows x n_cols`.
+    pub fn new(kind: StencilKind, n_rows: usize, n_cols: usize) -> Self {
+        let (mut taps, prev) = kind.taps();
+        let n_in = taps.len();
+        taps.extend(prev);
+        let slice = n_rows * n_cols;
+        let mut back = Vec::with_capacity(taps.len());
+        let (mut up, mut left, mut right, mut down) = (0usize, 0usize, 0usize, 0usize);
+        for tp in &taps {
+            let di = isize::from(tp.di);
+            let dj = isize::from(tp.dj);
+            let lin = tp.ds as isize * slice as isize - di * n_cols as isize - dj;
+            back.push(lin.max(0) as usize);
+            if di < 0 {
+                up = up.max((-di) as usize);
+            } else {
+                down = down.max(di as usize);
+            }
+            if dj < 0 {
+                left = left.max((-dj) as usize);
+            } else {
+                right = right.max(dj as usize);
+            }
+        }
+        Self {
+            taps,
+            n_in,
+            back,
+            up,
+            left,
+            right,
+            down,
+            n_rows,
+            n_cols,
+        }
+    }
+
+    /// Number of weights of the full set (`taps - 1`: the reference has none).
+    pub fn n_weights(&self) -> usize {
+        self.taps.len().saturating_sub(1)
+    }
+
+    /// Number of weights of the in-slice set.
+    pub fn n_weights_in(&self) -> usize {
+        self.n_in.saturating_sub(1)
+    }
+
+    /// `true` when every tap of the set used at slice `s` is in range at `(i, j)`.
+    #[inline]
+    pub fn is_interior(&self, s: usize, i: usize, j: usize) -> bool {
+        i >= self.up
+            && j >= self.left
+            && j + self.right < self.n_cols
+            && (s == 0 || self.taps.len() == self.n_in || i + self.down < self.n_rows)
+    }
+
+    /// The value of tap `k` at `(s, i, j)`, with out-of-range taps replaced by `base`.
+    #[inline]
+    pub fn tap_value(
+        &self,
+        vals: &[f64],
+        idx: usize,
+        s: usize,
+        i: usize,
+        j: usize,
+        k: usize,
+        base: f64,
+    ) -> f64 {
+        let tp = self.taps[k];
+        if usize::from(tp.ds) > s {
+            return base;
+        }
+        let ii = i as isize + isize::from(tp.di);
+        let jj = j as isize + isize::from(tp.dj);
+        if ii < 0 || jj < 0 || ii >= self.n_rows as isize || jj >= self.n_cols as isize {
+            return base;
+        }
+        vals.get(idx.wrapping_sub(self.back[k]))
+            .copied()
+            .unwrap_or(base)
+    }
+
+    /// The fallback reference at a boundary point: W, else N, else the previous slice's value,
+    /// else 0.
+    #[inline]
+    pub fn base_value(&self, vals: &[f64], idx: usize, s: usize, i: usize, j: usize) -> f64 {
+        let get = |back: usize| vals.get(idx.wrapping_sub(back)).copied().unwrap_or(0.0);
+        if j > 0 {
+            get(1)
+        } else if i > 0 {
+            get(self.n_cols)
+        } else if s > 0 {
+            get(self.n_rows * self.n_cols)
+        } else {
+            0.0
+        }
+    }
+
+    /// Prediction at `(s, i, j)` (linear index `idx`) with `weights` (the in-slice set has
+    /// `n_weights_in()` entries, the full set `n_weights()`). Handles boundaries.
+    #[inline]
+    pub fn predict_at(
+        &self,
+        vals: &[f64],
+        weights: &[f64],
+        idx: usize,
+        s: usize,
+        i: usize,
+        j: usize,
+    ) -> f64 {
+        let n_taps = (weights.len() + 1).min(self.taps.len());
+        if self.is_interior(s, i, j) {
+            let r = vals[idx - self.back[0]];
+            let mut acc = 0.0f64;
+            for k in 1..n_taps {
+                acc += weights[k - 1] * (vals[idx - self.back[k]] - r);
+            }
+            r + acc
+        } else {
+            let base = self.base_value(vals, idx, s, i, j);
+            let r = self.tap_value(vals, idx, s, i, j, 0, base);
+            let mut acc = 0.0f64;
+            for k in 1..n_taps {
+                acc += weights[k - 1] * (self.tap_value(vals, idx, s, i, j, k, base) - r);
+            }
+            r + acc
+        }
+    }
+}
+
+/// Accumulates the normal equations `(X^T X) w = X^T y` of a least-squares fit.
+#[derive(Clone, Debug)]
+pub struct NormalEquations {
+    n: usize,
+    xtx: Vec<f64>,
+    xty: Vec<f64>,
+    n_samples: usize,
+}
+
+impl NormalEquations {
+    /// `n` unknowns.
+    pub fn new(n: usize) -> Self {
+        Self {
+            n,
+            xtx: vec![0.0; n * n],
+            xty: vec![0.0; n],
+            n_samples: 0,
+        }
+    }
+
+    /// Adds one observation `y ~ x . w` (only the first `n` entries of `x` are read).
+    #[inline]
+    pub fn add(&mut self, x: &[f64], y: f64) {
+        let n = self.n;
+        for a in 0..n {
+            let xa = x[a];
+            self.xty[a] += xa * y;
+            let row = &mut self.xtx[a * n..a * n + n];
+            for b in 0..=a {
+                row[b] += xa * x[b];
+            }
+        }
+        self.n_samples += 1;
+    }
+
+    /// Number of observations added.
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+
+    /// Solves with a small ridge (`1e-9` of the mean diagonal). `None` when there are fewer
+    /// observations than unknowns or the system is degenerate.
+    pub fn solve(&self) -> Option<Vec<f64>> {
+        let n = self.n;
+        if n == 0 {
+            return Some(Vec::new());
+        }
+        if self.n_samples < n {
+            return None;
+        }
+        let mut a = vec![0.0f64; n * n];
+        for r in 0..n {
+            for c in 0..=r {
+                a[r * n + c] = self.xtx[r * n + c];
+                a[c * n + r] = self.xtx[r * n + c];
+            }
+        }
+        let trace: f64 = (0..n).map(|k| a[k * n + k]).sum();
+        let ridge = 1e-9 * trace / n as f64 + f64::MIN_POSITIVE;
+        for k in 0..n {
+            a[k * n + k] += ridge;
+        }
+        // Cholesky: a = L L^T, L stored in the lower triangle.
+        for c in 0..n {
+            let mut d = a[c * n + c];
+            for k in 0..c {
+                d -= a[c * n + k] * a[c * n + k];
+            }
+            if !(d > 0.0) || !d.is_finite() {
+                return None;
+            }
+            let d = d.sqrt();
+            a[c * n + c] = d;
+            for r in c + 1..n {
+                let mut v = a[r * n + c];
+                for k in 0..c {
+                    v -= a[r * n + k] * a[c * n + k];
+                }
+                a[r * n + c] = v / d;
+            }
+        }
+        let mut y = self.xty.clone();
+        for r in 0..n {
+            let mut v = y[r];
+            for k in 0..r {
+                v -= a[r * n + k] * y[k];
+            }
+            y[r] = v / a[r * n + r];
+        }
+        for r in (0..n).rev() {
+            let mut v = y[r];
+            for k in r + 1..n {
+                v -= a[k * n + r] * y[k];
+            }
+            y[r] = v / a[r * n + r];
+        }
+        if y.iter().all(|v| v.is_finite()) {
+            Some(y)
+        } else {
+            None
+        }
+    }
+}
+
+/// Fits the weights of `stencil` for slices `s >= first_slice` (the in-slice set when
+/// `in_slice_only`), from interior points whose value and taps are all valid (`valid[idx]`).
+/// Uses at most about `max_samples` points (a deterministic stride). Returns zeros (predict the
+/// reference tap) when the fit is impossible.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_weights(
+    stencil: &Stencil,
+    vals: &[f64],
+    valid: &[bool],
+    n_slices: usize,
+    n_rows: usize,
+    n_cols: usize,
+    in_slice_only: bool,
+    max_samples: usize,
+) -> Vec<f64> {
+    let n_taps = if in_slice_only {
+        stencil.n_in
+    } else {
+        stencil.taps.len()
+    };
+    let n_w = n_taps.saturating_sub(1);
+    let zeros = vec![0.0; n_w];
+    if n_w == 0 {
+        return zeros;
+    }
+    let (s_lo, s_hi) = if in_slice_only {
+        (0, n_slices.min(1))
+    } else {
+        (1, n_slices)
+    };
+    let s_fast = if in_slice_only { 0 } else { 1 };
+    let i_hi = if in_slice_only {
+        n_rows
+    } else {
+        n_rows.saturating_sub(stencil.down)
+    };
+    let j_hi = n_cols.saturating_sub(stencil.right);
+    let rows = i_hi.saturating_sub(stencil.up);
+    let cols = j_hi.saturating_sub(stencil.left);
+    let total = (s_hi.saturating_sub(s_lo)) * rows * cols;
+    if total == 0 {
+        return zeros;
+    }
+    let stride = total.div_ceil(max_samples.max(1)).max(1);
+    let slice = n_rows * n_cols;
+    let mut ne = NormalEquations::new(n_w);
+    let mut x = vec![0.0f64; n_w];
+    let mut counter = 0usize;
+    for s in s_lo..s_hi {
+        let _ = s_fast;
+        for i in stencil.up..i_hi {
+            for j in stencil.left..j_hi {
+                counter += 1;
+                if counter % stride != 0 {
+                    continue;
+                }
+                let idx = s * slice + i * n_cols + j;
+                if !valid[idx] {
+                    continue;
+                }
+                let r_idx = idx - stencil.back[0];
+                if !valid[r_idx] {
+                    continue;
+                }
+                let r = vals[r_idx];
+                let mut ok = true;
+                for k in 1..n_taps {
+                    let t_idx = idx - stencil.back[k];
+                    if !valid[t_idx] {
+                        ok = false;
+                        break;
+                    }
+                    x[k - 1] = vals[t_idx] - r;
+                }
+                if ok {
+                    ne.add(&x, vals[idx] - r);
+                }
+            }
+        }
+    }
+    ne.solve().unwrap_or(zeros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovers_a_known_causal_stencil() {
+        // u[i,j] = 0.5 W + 0.7 N - 0.2 NW + tiny noise: fit must find these weights.
+        let (nr, nc) = (60usize, 70usize);
+        let mut v = vec![0.0f64; nr * nc];
+        let mut seed = 12345u64;
+        for i in 0..nr {
+            for j in 0..nc {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let noise = ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+                let w = if j > 0 { v[i * nc + j - 1] } else { 1.0 };
+                let n = if i > 0 { v[(i - 1) * nc + j] } else { 1.0 };
+                let nw = if i > 0 && j > 0 {
+                    v[(i - 1) * nc + j - 1]
+                } else {
+                    1.0
+                };
+                v[i * nc + j] = 0.5 * w + 0.7 * n - 0.2 * nw + noise;
+            }
+        }
+        let st = Stencil::new(StencilKind::Plane, nr, nc);
+        let valid = vec![true; nr * nc];
+        let w = fit_weights(&st, &v, &valid, 1, nr, nc, true, 1 << 20);
+        // pred = W + w_N (N - W) + w_NW (NW - W) + ...: w_N = 0.7, w_NW = -0.2.
+        assert!((w[0] - 0.7).abs() < 0.02, "{w:?}");
+        assert!((w[1] + 0.2).abs() < 0.02, "{w:?}");
+        for &x in &w[2..] {
+            assert!(x.abs() < 0.03, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn boundary_prediction_is_total() {
+        let st = Stencil::new(StencilKind::PlanePrev, 2, 2);
+        let vals = vec![1.0; 8];
+        let w = vec![0.1; st.n_weights()];
+        for s in 0..2 {
+            for i in 0..2 {
+                for j in 0..2 {
+                    let p = st.predict_at(&vals, &w, s * 4 + i * 2 + j, s, i, j);
+                    assert!(p.is_finite());
+                }
+            }
+        }
+    }
+}
