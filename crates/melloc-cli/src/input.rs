@@ -43,8 +43,13 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>> {
 pub enum Layout {
     /// Raw bytes, dtype and shape from the flags.
     Flags,
-    /// Raw bytes, at least one of dtype and shape inferred from the file name.
-    FromName,
+    /// Raw bytes, dtype and/or shape inferred from the file name.
+    FromName {
+        /// The dtype came from the `.f32`/`.f64` extension.
+        dtype: bool,
+        /// The shape came from the `_d0_d1[_d2]` groups.
+        shape: bool,
+    },
     /// A `.npy` file (header).
     Npy,
 }
@@ -93,23 +98,26 @@ pub fn parse_field(
         path.file_name().and_then(|n| n.to_str())
     };
     let len = bytes.len() as u64;
-    let mut layout = Layout::Flags;
+    let layout = if dtype.is_some() && shape.is_some() {
+        Layout::Flags
+    } else {
+        Layout::FromName {
+            dtype: dtype.is_none(),
+            shape: shape.is_none(),
+        }
+    };
     let dtype = match dtype {
         Some(d) => d,
-        None => {
-            layout = Layout::FromName;
-            file_name.and_then(dtype_from_name).ok_or_else(|| {
-                anyhow!(
-                    "reading {name}: unknown element type: pass --dtype f32|f64 \
+        None => file_name.and_then(dtype_from_name).ok_or_else(|| {
+            anyhow!(
+                "reading {name}: unknown element type: pass --dtype f32|f64 \
                      (or name the file NAME_d0_d1[_d2].f32|.f64, or give a .npy file)"
-                )
-            })?
-        }
+            )
+        })?,
     };
     let shape = match shape {
         Some(s) => s,
         None => {
-            layout = Layout::FromName;
             let candidates = file_name.map(shape_candidates).unwrap_or_default();
             pick_shape(&candidates, dtype, len).ok_or_else(|| match candidates.first() {
                 None => anyhow!(
@@ -126,7 +134,7 @@ pub fn parse_field(
             })?
         }
     };
-    check_len(&name, &shape, dtype, len)?;
+    check_len(&shape, dtype, len, "the file").with_context(|| format!("reading {name}"))?;
     Ok(Field {
         bytes,
         offset: 0,
@@ -136,15 +144,15 @@ pub fn parse_field(
     })
 }
 
-/// Checks that `len` bytes hold exactly `shape` values of `dtype`.
-fn check_len(name: &str, shape: &Shape, dtype: DType, len: u64) -> Result<()> {
+/// Checks that `len` bytes (of `what`) hold exactly `shape` values of `dtype`.
+fn check_len(shape: &Shape, dtype: DType, len: u64, what: &str) -> Result<()> {
     match expected_len(shape.dims(), dtype) {
         Some(expected) if expected == len => Ok(()),
         Some(expected) => bail!(
-            "reading {name}: size mismatch: shape {shape} of {dtype} needs {expected} bytes, \
-             the file has {len} bytes"
+            "size mismatch: shape {shape} of {dtype} needs {expected} bytes, \
+             {what} has {len} bytes"
         ),
-        None => bail!("reading {name}: shape {shape} of {dtype} is larger than 2^64 bytes"),
+        None => bail!("shape {shape} of {dtype} is larger than 2^64 bytes"),
     }
 }
 
@@ -256,8 +264,8 @@ fn parse_npy(
             bail!("reading {name}: --shape {s} contradicts the .npy header ({shape})");
         }
     }
-    check_len(name, &shape, dtype, rest.len() as u64)
-        .with_context(|| format!("reading {name}: .npy data section"))?;
+    check_len(&shape, dtype, rest.len() as u64, "the .npy data section")
+        .with_context(|| format!("reading {name}"))?;
     Ok(Field {
         bytes,
         offset,

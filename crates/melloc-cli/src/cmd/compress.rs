@@ -94,10 +94,17 @@ fn compress_one(input: &Path, args: &CompressArgs, cfg: &CompressConfig, ui: &Ui
     let bytes = read_all(input)?;
     let field = parse_field(input, bytes, args.dtype, args.shape.clone())?;
     match field.layout {
-        Layout::FromName => ui.info(format!(
-            "{name}: {} {} (C order, slowest first) inferred from the file name",
-            field.dtype, field.shape
-        )),
+        Layout::FromName { dtype, shape } => {
+            let what = match (dtype, shape) {
+                (true, true) => format!(
+                    "dtype {} and shape {} (C order, slowest first)",
+                    field.dtype, field.shape
+                ),
+                (true, false) => format!("dtype {}", field.dtype),
+                _ => format!("shape {} (C order, slowest first)", field.shape),
+            };
+            ui.info(format!("{name}: {what} inferred from the file name"));
+        }
         Layout::Npy => ui.detail(format!("{name}: .npy {} {}", field.dtype, field.shape)),
         Layout::Flags => ui.detail(format!("{name}: raw {} {}", field.dtype, field.shape)),
     }
