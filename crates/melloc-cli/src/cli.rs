@@ -13,9 +13,19 @@ use melloc_format::{BackendSpec, DType, Preset, RouteSpec, Shape};
     propagate_version = true,
     subcommand_required = true,
     arg_required_else_help = true,
-    after_help = "Shapes are C order, slowest dimension first (100x500x500 = 100 slices of 500x500).\n\
-                  Raw files named NAME_d0_d1[_d2].f32|.f64 (SDRBench style) need no --dtype/--shape.\n\
-                  Use `melloc demo` to see the codec at work on a generated field."
+    after_help = "\
+Shapes are C order, slowest dimension first (100x500x500 = 100 slices of 500x500).
+Raw files named NAME_d0_d1[_d2].f32|.f64 (SDRBench style) need no --dtype/--shape.
+
+Examples:
+  melloc demo                                    generate a field, compress with each route, verify
+  melloc compress TS_100_64_128.f32              -> TS_100_64_128.f32.mlc (f32 100x64x128 from the name)
+  melloc compress --dtype f64 --shape 50x100x100 data.bin -o data.mlc
+  melloc compress --route paper --preset max field.npy
+  melloc -d TS_100_64_128.f32.mlc                -> TS_100_64_128.f32 (raw bytes; input kept)
+  melloc -d data.mlc -o data.npy                 .npy with dtype and shape in its header
+  melloc -t *.mlc                                verify every checksum, write nothing
+  melloc info --json data.mlc"
 )]
 pub struct Cli {
     #[command(flatten)]

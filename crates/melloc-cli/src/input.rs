@@ -1,7 +1,7 @@
 //! Reading inputs: whole files or stdin, raw bytes with a dtype and shape (from flags or from an
 //! SDRBench-style file name), or `.npy` (dtype and shape from its header).
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -27,6 +27,9 @@ pub fn display_name(path: &Path) -> String {
 /// Reads a whole file (or stdin for `-`), with the file named in the error.
 pub fn read_all(path: &Path) -> Result<Vec<u8>> {
     if is_dash(path) {
+        if std::io::stdin().is_terminal() {
+            bail!("refusing to read data from a terminal; pipe the input or give a FILE");
+        }
         let mut buf = Vec::new();
         std::io::stdin()
             .lock()

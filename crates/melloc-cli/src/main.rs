@@ -5,6 +5,13 @@
 //! it holds no codec logic.
 //!
 //! Exit status: 0 on success, 1 when any input failed, 2 on a usage error.
+//!
+//! ```text
+//! melloc demo
+//! melloc compress TS_100_64_128.f32        # -> TS_100_64_128.f32.mlc, shape from the name
+//! melloc -d TS_100_64_128.f32.mlc -o ts.npy
+//! melloc info TS_100_64_128.f32.mlc
+//! ```
 
 mod cli;
 mod cmd;

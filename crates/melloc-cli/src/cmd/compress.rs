@@ -66,7 +66,7 @@ pub fn run(args: &CompressArgs, g: &GlobalArgs, ui: &Ui) -> Result<usize> {
     {
         bail!("-c writes a single .mlc stream: give one input at a time");
     }
-    if args.out.rm && args.out.stdout {
+    if args.out.rm && (args.out.stdout || args.out.output.as_deref().is_some_and(is_dash)) {
         ui.warn("--rm is ignored when writing to stdout");
     }
     let cfg = config(args, g)?;

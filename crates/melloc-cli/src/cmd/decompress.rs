@@ -57,7 +57,7 @@ fn is_npy_name(p: &Path) -> bool {
 /// Runs the subcommand; returns the number of failed inputs.
 pub fn run(args: &DecompressArgs, g: &GlobalArgs, ui: &Ui) -> Result<usize> {
     check_inputs(&args.files, args.out.output.as_deref())?;
-    if args.out.rm && args.out.stdout {
+    if args.out.rm && (args.out.stdout || args.out.output.as_deref().is_some_and(is_dash)) {
         ui.warn("--rm is ignored when writing to stdout");
     }
     let cfg = config(args.memory_limit_mb, g);
