@@ -108,6 +108,40 @@ impl std::str::FromStr for Shape {
     }
 }
 
+/// Parses the SDRBench naming convention `NAME_d0_d1[_d2[_d3]].f32|.f64` (slowest dimension
+/// first): the dims are the trailing `_number` groups of the stem, the extension is the dtype.
+/// Returns `None` when the name does not follow it.
+///
+/// ```
+/// use melloc_core::{shape::parse_sdrbench_name, DType};
+/// let (dtype, shape) = parse_sdrbench_name("T-wrf_56_48_48.f32").unwrap();
+/// assert_eq!((dtype, shape.to_string()), (DType::F32, "56x48x48".to_string()));
+/// ```
+pub fn parse_sdrbench_name(file_name: &str) -> Option<(crate::DType, Shape)> {
+    let (stem, ext) = file_name.rsplit_once('.')?;
+    let dtype = match ext {
+        "f32" => crate::DType::F32,
+        "f64" => crate::DType::F64,
+        _ => return None,
+    };
+    let mut dims = Vec::new();
+    let mut rest = stem;
+    while let Some((head, tail)) = rest.rsplit_once('_') {
+        match tail.parse::<u64>() {
+            Ok(d) if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) => {
+                dims.push(d);
+                rest = head;
+            }
+            _ => break,
+        }
+    }
+    if dims.is_empty() || dims.len() > MAX_DIMS || rest.is_empty() {
+        return None;
+    }
+    dims.reverse();
+    Some((dtype, Shape::new(&dims).ok()?))
+}
+
 /// A field seen as `n_slices` cross-sections of `n_rows x n_cols` (C order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SliceLayout {
@@ -180,6 +214,21 @@ mod tests {
         );
         assert_eq!(s.to_string(), "3x4x5x6");
         assert_eq!(s.n_elements(), 360);
+    }
+
+    #[test]
+    fn sdrbench_names() {
+        let (d, s) = parse_sdrbench_name("surface-pressure-mpas_1_163842.f64").unwrap();
+        assert_eq!((d, s.dims()), (crate::DType::F64, &[1u64, 163842][..]));
+        assert_eq!(
+            parse_sdrbench_name("PS_64_128.f32").unwrap().1.dims(),
+            &[64, 128]
+        );
+        assert!(parse_sdrbench_name("PS_64_128.bin").is_none());
+        assert!(parse_sdrbench_name("PS.f32").is_none());
+        assert!(parse_sdrbench_name("_64_128.f32").is_none());
+        assert!(parse_sdrbench_name("X_0_5.f32").is_none());
+        assert!(parse_sdrbench_name("X_1_2_3_4_5.f32").is_none());
     }
 
     #[test]
