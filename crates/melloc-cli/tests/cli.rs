@@ -500,7 +500,19 @@ fn info_human_and_json() {
     assert_eq!(j.as_array().map(Vec::len), Some(3));
     let r = melloc_in(d, &["info", "--slices", "p.mlc", "a.mlc"], None);
     r.assert_ok();
-    assert!(r.stdout_text().contains("  dtype     f32\n"));
+    let text = r.stdout_text();
+    assert!(text.contains("  dtype     f32\n"), "{text}");
+    // the paper route reports what it learned (values depend on the codec: not snapshotted)
+    let r = melloc_in(d, &["info", "p.mlc"], None);
+    let text = r.stdout_text();
+    if text.contains("route paper") {
+        assert!(text.contains("    slice 0: pde "), "{text}");
+        assert!(text.contains("f step"), "{text}");
+        assert!(
+            text.contains("    slices 1..3 (2 more; --slices lists them): "),
+            "{text}"
+        );
+    }
     let r = melloc_in(d, &["info", "h_3_16_24.f32"], None);
     r.assert_failed();
     assert!(

@@ -155,11 +155,14 @@ pub fn render(name: &str, info: &FileInfo, all_slices: bool) -> String {
             let idx = c.first_slice.saturating_add(k as u64);
             let _ = writeln!(s, "    slice {idx}: {}", slice_text(sl, all_slices));
         }
-        if ri.slices.len() > n_show {
+        if let Some(rest) = ri.slices.get(n_show..).filter(|r| !r.is_empty()) {
+            let first = c.first_slice.saturating_add(n_show as u64);
             let _ = writeln!(
                 s,
-                "    (+{} more slices; --slices lists them)",
-                ri.slices.len() - n_show
+                "    slices {first}..{} ({} more; --slices lists them): {}",
+                first.saturating_add(rest.len() as u64),
+                rest.len(),
+                slices_summary(rest)
             );
         }
         for note in &ri.notes {
@@ -167,6 +170,38 @@ pub fn render(name: &str, info: &FileInfo, all_slices: bool) -> String {
         }
     }
     s
+}
+
+/// `pde elliptic 18, hyperbolic 2; f step 1.000e-2 .. 4.000e-2` over several slices.
+fn slices_summary(slices: &[SliceInfo]) -> String {
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for sl in slices {
+        let kind = sl
+            .pde
+            .as_deref()
+            .map_or("none", |p| p.split_once(':').map_or(p, |(k, _)| k).trim());
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    let mut parts = Vec::new();
+    if kinds.iter().any(|(k, _)| *k != "none") {
+        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        parts.push(format!("pde {}", list.join(", ")));
+    }
+    let steps: Vec<f64> = slices.iter().filter_map(|sl| sl.f_step).collect();
+    if let (Some(lo), Some(hi)) = (
+        steps.iter().copied().reduce(f64::min),
+        steps.iter().copied().reduce(f64::max),
+    ) {
+        parts.push(format!("f step {lo:.3e} .. {hi:.3e}"));
+    }
+    if parts.is_empty() {
+        "no learned mechanism".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 fn slice_text(sl: &SliceInfo, with_stencil: bool) -> String {
