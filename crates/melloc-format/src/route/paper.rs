@@ -224,6 +224,15 @@ fn integerisation_tag(kind: &Integerisation) -> (u8, f64, f64) {
     }
 }
 
+/// Slices that carry parameters: none when slices are empty (`n_rows * n_cols == 0`).
+fn n_param_slices(dims: BlockDims) -> usize {
+    if dims.n_rows == 0 || dims.n_cols == 0 {
+        0
+    } else {
+        dims.n_slices
+    }
+}
+
 fn check_dims(dims: BlockDims) -> Result<usize> {
     dims.n_slices
         .checked_mul(dims.n_rows)
@@ -285,11 +294,16 @@ fn encode_slice<T: Float>(
     let mean = w.iter().fold(0.0, |s, v| s + v) / n as f64;
     let mean = if mean.is_finite() { mean } else { 0.0 };
 
-    let stencil = match learn_stencil(&w, n_rows, n_cols, Some(is_exception)) {
+    let mut stencil = match learn_stencil(&w, n_rows, n_cols, Some(is_exception)) {
         Ok(s) if s.coeffs.iter().all(|c| c.abs() <= MAX_ABS_COEFF) => s,
         _ => Stencil::IDENTITY,
     };
-    let f = apply_stencil_periodic(&stencil, &w, n_rows, n_cols)?;
+    let mut f = apply_stencil_periodic(&stencil, &w, n_rows, n_cols)?;
+    if f.iter().any(|v| !v.is_finite()) {
+        // Values near the f64 range limit overflow in L w: model them with the identity.
+        stencil = Stencil::IDENTITY;
+        f.clone_from(&w);
+    }
     let max_f = f.iter().fold(
         0.0f64,
         |m, v| if v.is_finite() { m.max(v.abs()) } else { m },
@@ -426,8 +440,29 @@ fn encode_slice<T: Float>(
             break;
         }
     }
-    best.map(|(_, c)| c).ok_or_else(|| {
-        FormatError::InvalidArgument("paper route: no quantisation step fits f".into())
+    if let Some((_, choice)) = best {
+        return Ok(choice);
+    }
+    // No step fits (only possible when |f| is within a step of the f64 limit): store f = 0
+    // with the identity stencil and mean 0, so u_hat = 0 and the residual carries everything.
+    let params = SliceParams {
+        stencil: Stencil::IDENTITY,
+        mean: 0.0,
+        step_log2: 0,
+        mode: MODE_PLAIN,
+    };
+    let zeros = vec![0.0; n];
+    predict_ints::<T>(solver, kind, &params, &zeros, &mut u_hat, &mut pred)?;
+    let mut residual_bytes = Vec::with_capacity(n);
+    for p in 0..n {
+        if !is_exception[p] {
+            put_varint(&mut residual_bytes, zigzag(ints[p].wrapping_sub(pred[p])));
+        }
+    }
+    Ok(SliceChoice {
+        params,
+        f_bytes: vec![0u8; n],
+        residual_bytes,
     })
 }
 
@@ -641,7 +676,10 @@ pub fn decode<T: Float>(sections: &[Section], dims: BlockDims) -> Result<Vec<T>>
             sections.len()
         ));
     }
-    let (kind, slices) = parse_params(expect_section(sections, 0, KIND_PARAMS)?, dims.n_slices)?;
+    let (kind, slices) = parse_params(
+        expect_section(sections, 0, KIND_PARAMS)?,
+        n_param_slices(dims),
+    )?;
     let mut f_rd = Reader::new(expect_section(sections, 1, KIND_F)?, "f");
     let mut r_rd = Reader::new(expect_section(sections, 2, KIND_RESIDUAL)?, "residual");
     let (is_exception, exception_bits) =
@@ -714,7 +752,10 @@ pub fn decode<T: Float>(sections: &[Section], dims: BlockDims) -> Result<Vec<T>>
 
 /// Describes a paper-route chunk: integerisation, per-slice stencil, PDE and f step.
 pub fn describe(sections: &[Section], dims: BlockDims, dtype: DType) -> Result<RouteInfo> {
-    let (kind, slices) = parse_params(expect_section(sections, 0, KIND_PARAMS)?, dims.n_slices)?;
+    let (kind, slices) = parse_params(
+        expect_section(sections, 0, KIND_PARAMS)?,
+        n_param_slices(dims),
+    )?;
     let mut notes = Vec::new();
     if let Ok(exc) = expect_section(sections, 3, KIND_EXCEPTIONS) {
         if let Ok(count) = Reader::new(exc, "exceptions").varint() {
@@ -837,6 +878,22 @@ mod tests {
             roundtrip(&vec![f32::NAN; dims.len()], dims);
         }
         roundtrip::<f32>(&[], BlockDims::new(0, 4, 4));
+        roundtrip::<f32>(&[], BlockDims::new(3, 0, 4));
+        roundtrip::<f64>(&[], BlockDims::new(2, 5, 0));
+        // Values at the edge of the f64 range: L w overflows, the route must still be exact.
+        let huge = [
+            f64::MAX,
+            -f64::MAX,
+            f64::MAX,
+            1.0,
+            -f64::MAX,
+            f64::MAX,
+            0.5,
+            f64::MAX,
+            -1.0,
+        ];
+        roundtrip(&huge, BlockDims::new(1, 3, 3));
+        roundtrip(&[f64::MAX; 16], BlockDims::new(1, 4, 4));
     }
 
     #[test]
