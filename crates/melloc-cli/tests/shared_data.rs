@@ -1,5 +1,6 @@
-//! Roundtrips every SDRBench-style file of `/work/shared/data` through the CLI, with the default
-//! route and with `--route paper`, shape and dtype inferred from the file names.
+//! Roundtrips every SDRBench-style file of the shared data folder (`../shared/data` beside the
+//! repository, i.e. `/work/shared/data`; `MELLOC_DATA_DIR` overrides) through the CLI, with the
+//! default route and with `--route paper`, shape and dtype inferred from the file names.
 //!
 //! Skips (with a printed reason) when the folder is absent. Only files of at most 3 MB run
 //! unless `MELLOC_FULL_DATA=1`.
@@ -11,14 +12,23 @@ use std::path::{Path, PathBuf};
 
 use common::melloc_in;
 
-const DATA_DIR: &str = "/work/shared/data";
+/// The data folder: `$MELLOC_DATA_DIR`, else `../shared/data` beside the repository.
+fn data_dir() -> PathBuf {
+    match std::env::var_os("MELLOC_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    }
+}
 const SMALL_BYTES: u64 = 3_000_000;
 
 #[test]
 fn shared_data_roundtrips_through_the_cli() {
-    let dir = Path::new(DATA_DIR);
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        eprintln!("skipped: {DATA_DIR} is absent (no shared data set on this machine)");
+    let dir = data_dir();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!(
+            "skipped: {} is absent (the shared data exists only on the project's machines)",
+            dir.display()
+        );
         return;
     };
     let full = std::env::var("MELLOC_FULL_DATA").is_ok_and(|v| v == "1");
@@ -42,7 +52,7 @@ fn shared_data_roundtrips_through_the_cli() {
         if full { "" } else { ", those <= 3 MB" }
     );
     if files.is_empty() {
-        eprintln!("skipped: no .f32/.f64 file in {DATA_DIR}");
+        eprintln!("skipped: no .f32/.f64 file in {}", dir.display());
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
