@@ -374,7 +374,7 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
         .windows(2)
         .map(|w| w[1] - w[0])
         .fold(f64::INFINITY, f64::min);
-    if !(min_gap > 0.0) || !min_gap.is_finite() {
+    if min_gap.is_nan() || min_gap <= 0.0 || !min_gap.is_finite() {
         return None;
     }
     // Levels across the range must be well below the float's own resolution to be worth it.
@@ -411,7 +411,7 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
         }
         let m = distinct.len() as f64;
         let den = m * skk - sk * sk;
-        if !(den > 0.0) {
+        if den.is_nan() || den <= 0.0 {
             break;
         }
         let b = (m * skv - sk * sv) / den;
@@ -475,7 +475,7 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
 
 /// `b` rounded to 1, 2, 2.5 or 5 times a power of ten when within 1e-4 relative, else `None`.
 fn decimal_snap(b: f64) -> Option<f64> {
-    if !(b > 0.0) || !b.is_finite() {
+    if b.is_nan() || b <= 0.0 || !b.is_finite() {
         return None;
     }
     // Powers of ten by repeated multiplication/division (no libm: deterministic everywhere).
