@@ -78,7 +78,7 @@ impl RangeEncoder {
             *p -= *p >> SHIFT;
         } else {
             self.range = bound;
-            *p += ((1u32 << 16) - u32::from(*p) >> SHIFT) as u16;
+            *p += (((1u32 << 16) - u32::from(*p)) >> SHIFT) as u16;
         }
         while self.range < TOP {
             self.range <<= 8;
@@ -161,7 +161,7 @@ impl<'a> RangeDecoder<'a> {
         let bound = (self.range >> 16) * u32::from(*p);
         let bit = if self.code < bound {
             self.range = bound;
-            *p += ((1u32 << 16) - u32::from(*p) >> SHIFT) as u16;
+            *p += (((1u32 << 16) - u32::from(*p)) >> SHIFT) as u16;
             false
         } else {
             self.code -= bound;
@@ -342,6 +342,7 @@ impl<'a> BitReader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
