@@ -49,11 +49,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod dft;
+
 use std::sync::Arc;
 
 use melloc_core::Stencil;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlannerScalar};
+
+pub use dft::DftPlan;
 
 /// Relative threshold below which a symbol value counts as zero: `|B| <= 1e-9 * sum|c|`.
 pub const SYMBOL_REL_EPS: f64 = 1e-9;
