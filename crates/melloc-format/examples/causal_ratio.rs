@@ -81,6 +81,13 @@ fn run<T: Float>(bytes: &[u8], dims: &[usize], chunk_bytes: usize) -> Result<Out
         let t = Instant::now();
         let secs = causal::encode(block, bd, &cfg).map_err(|e| e.to_string())?;
         out.enc_s += t.elapsed().as_secs_f64();
+        if u0 == 0 && std::env::var_os("MELLOC_VERBOSE").is_some() {
+            if let Ok(info) = causal::describe(&secs, bd, T::DTYPE) {
+                eprintln!("  {} | {}", info.integerisation, info.notes.join(" | "));
+            }
+            let sz: Vec<usize> = secs.iter().map(|s| s.data.len()).collect();
+            eprintln!("  section bytes {sz:?}");
+        }
         out.out_bytes += secs
             .iter()
             .map(|s| s.data.len() + SECTION_OVERHEAD)
