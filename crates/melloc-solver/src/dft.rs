@@ -485,6 +485,20 @@ fn odd_butterfly(a: &mut [C], roots: &[C]) {
     a[0] = dc;
 }
 
+/// FNV-1a (64-bit) over the little-endian bytes of `values`: the golden-bits tests hash
+/// `to_bits()` of outputs with it (simple, fixed forever, no dependency).
+#[cfg(test)]
+pub(crate) fn fnv(values: impl IntoIterator<Item = u64>) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for v in values {
+        for byte in v.to_le_bytes() {
+            h ^= byte as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -662,18 +676,6 @@ mod tests {
         assert!(plan.forward(&mut [ZERO; 15], &mut sc).is_err());
         assert!(plan.forward(&mut [ZERO; 10], &mut []).is_err());
         assert!(plan.forward(&mut [], &mut sc).is_ok());
-    }
-
-    /// FNV-1a over the bits of every output value.
-    pub(crate) fn fnv(values: impl IntoIterator<Item = u64>) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for v in values {
-            for byte in v.to_le_bytes() {
-                h ^= byte as u64;
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        }
-        h
     }
 
     /// Golden bits. The constants were computed once by this test (first run, x86-64 Linux)

@@ -159,16 +159,48 @@ fn poly_cos_sin(x: f64) -> (f64, f64) {
 pub struct PeriodicSolver {
     n_rows: usize,
     n_cols: usize,
-    row_fwd: Arc<dyn Fft<f64>>,
-    row_inv: Arc<dyn Fft<f64>>,
-    col_fwd: Arc<dyn Fft<f64>>,
-    col_inv: Arc<dyn Fft<f64>>,
+    /// Deterministic plans (see [`dft`]): everything the decoder uses goes through these.
+    row_plan: DftPlan,
+    col_plan: DftPlan,
+    /// RustFFT plans for [`Self::solve_estimate_into`], made on first use.
+    estimate: Option<EstimatePlans>,
     /// `(cos, sin)` of `2 pi k / n_rows` and `2 pi k / n_cols`.
     roots_rows: Vec<(f64, f64)>,
     roots_cols: Vec<(f64, f64)>,
     buf: Vec<Complex<f64>>,
     transposed: Vec<Complex<f64>>,
     scratch: Vec<Complex<f64>>,
+}
+
+/// RustFFT plans for the encoder-only estimate.
+struct EstimatePlans {
+    row_fwd: Arc<dyn Fft<f64>>,
+    row_inv: Arc<dyn Fft<f64>>,
+    col_fwd: Arc<dyn Fft<f64>>,
+    col_inv: Arc<dyn Fft<f64>>,
+    scratch: Vec<Complex<f64>>,
+}
+
+impl EstimatePlans {
+    fn new(n_rows: usize, n_cols: usize) -> Self {
+        let mut planner = FftPlannerScalar::<f64>::new();
+        let row_fwd = planner.plan_fft_forward(n_cols);
+        let row_inv = planner.plan_fft_inverse(n_cols);
+        let col_fwd = planner.plan_fft_forward(n_rows);
+        let col_inv = planner.plan_fft_inverse(n_rows);
+        let scratch_len = [&row_fwd, &row_inv, &col_fwd, &col_inv]
+            .iter()
+            .map(|p| p.get_inplace_scratch_len())
+            .max()
+            .unwrap_or(0);
+        Self {
+            row_fwd,
+            row_inv,
+            col_fwd,
+            col_inv,
+            scratch: vec![Complex::new(0.0, 0.0); scratch_len],
+        }
+    }
 }
 
 impl std::fmt::Debug for PeriodicSolver {
@@ -178,6 +210,15 @@ impl std::fmt::Debug for PeriodicSolver {
             .field("n_cols", &self.n_cols)
             .finish_non_exhaustive()
     }
+}
+
+/// Which FFT a solve runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// [`DftPlan`]: bit-identical everywhere.
+    Deterministic,
+    /// RustFFT scalar: fast, last bits depend on the platform libm.
+    Estimate,
 }
 
 impl PeriodicSolver {
@@ -191,25 +232,17 @@ impl PeriodicSolver {
         let n = n_rows.checked_mul(n_cols).ok_or_else(|| {
             SolverError::InvalidArgument(format!("grid {n_rows}x{n_cols} overflows usize"))
         })?;
-        let mut planner = FftPlannerScalar::<f64>::new();
-        let row_fwd = planner.plan_fft_forward(n_cols);
-        let row_inv = planner.plan_fft_inverse(n_cols);
-        let col_fwd = planner.plan_fft_forward(n_rows);
-        let col_inv = planner.plan_fft_inverse(n_rows);
-        let scratch_len = [&row_fwd, &row_inv, &col_fwd, &col_inv]
-            .iter()
-            .map(|p| p.get_inplace_scratch_len())
-            .max()
-            .unwrap_or(0);
+        let row_plan = DftPlan::new(n_cols)?;
+        let col_plan = DftPlan::new(n_rows)?;
+        let scratch_len = row_plan.scratch_len().max(col_plan.scratch_len());
         Ok(Self {
             n_rows,
             n_cols,
             roots_rows: (0..n_rows).map(|k| unit_root(k, n_rows)).collect(),
             roots_cols: (0..n_cols).map(|k| unit_root(k, n_cols)).collect(),
-            row_fwd,
-            row_inv,
-            col_fwd,
-            col_inv,
+            row_plan,
+            col_plan,
+            estimate: None,
             buf: vec![Complex::new(0.0, 0.0); n],
             transposed: vec![Complex::new(0.0, 0.0); n],
             scratch: vec![Complex::new(0.0, 0.0); scratch_len],
@@ -263,6 +296,7 @@ impl PeriodicSolver {
 
     /// Solves `(L u)_periodic = f` and returns `u` (C order), with the zero frequency set so
     /// that `mean(u) = mean` and near-zero symbol values regularised to 0 (see the crate docs).
+    /// The result is bit-identical on every machine.
     pub fn solve_with_mean(
         &mut self,
         stencil: &Stencil,
@@ -274,9 +308,36 @@ impl PeriodicSolver {
         Ok(out)
     }
 
-    /// [`Self::solve_with_mean`] writing into `out` (same length as `f`).
+    /// [`Self::solve_with_mean`] writing into `out` (same length as `f`). Bit-identical on
+    /// every machine: this is the solve a decoder must use.
     pub fn solve_into(
         &mut self,
+        stencil: &Stencil,
+        f: &[f64],
+        mean: f64,
+        out: &mut [f64],
+    ) -> Result<(), SolverError> {
+        self.solve_with(Engine::Deterministic, stencil, f, mean, out)
+    }
+
+    /// The same solve as [`Self::solve_into`] on RustFFT's scalar FFT, **for encoder-side
+    /// estimates only** (e.g. ranking candidate quantisation steps): it differs from
+    /// [`Self::solve_into`] by rounding (~1e-15 relative), and its last bits depend on the
+    /// platform libm, so nothing a decoder recomputes may be taken from it. The first call
+    /// plans the RustFFT transforms.
+    pub fn solve_estimate_into(
+        &mut self,
+        stencil: &Stencil,
+        f: &[f64],
+        mean: f64,
+        out: &mut [f64],
+    ) -> Result<(), SolverError> {
+        self.solve_with(Engine::Estimate, stencil, f, mean, out)
+    }
+
+    fn solve_with(
+        &mut self,
+        engine: Engine,
         stencil: &Stencil,
         f: &[f64],
         mean: f64,
@@ -296,11 +357,24 @@ impl PeriodicSolver {
             *b = Complex::new(v, 0.0);
         }
         // Rows (contiguous), then columns as rows of the transpose.
-        self.row_fwd
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
-        transpose(&self.buf, &mut self.transposed, nr, nc);
-        self.col_fwd
-            .process_with_scratch(&mut self.transposed, &mut self.scratch);
+        match engine {
+            Engine::Deterministic => {
+                self.row_plan.forward(&mut self.buf, &mut self.scratch)?;
+                transpose(&self.buf, &mut self.transposed, nr, nc);
+                self.col_plan
+                    .forward(&mut self.transposed, &mut self.scratch)?;
+            }
+            Engine::Estimate => {
+                let est = self
+                    .estimate
+                    .get_or_insert_with(|| EstimatePlans::new(nr, nc));
+                est.row_fwd
+                    .process_with_scratch(&mut self.buf, &mut est.scratch);
+                transpose(&self.buf, &mut self.transposed, nr, nc);
+                est.col_fwd
+                    .process_with_scratch(&mut self.transposed, &mut est.scratch);
+            }
+        }
 
         let threshold = SYMBOL_REL_EPS * stencil.abs_sum();
         let threshold_sq = threshold * threshold;
@@ -326,11 +400,24 @@ impl PeriodicSolver {
             }
         }
 
-        self.col_inv
-            .process_with_scratch(&mut self.transposed, &mut self.scratch);
-        transpose(&self.transposed, &mut self.buf, nc, nr);
-        self.row_inv
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        match engine {
+            Engine::Deterministic => {
+                self.col_plan
+                    .inverse(&mut self.transposed, &mut self.scratch)?;
+                transpose(&self.transposed, &mut self.buf, nc, nr);
+                self.row_plan.inverse(&mut self.buf, &mut self.scratch)?;
+            }
+            Engine::Estimate => {
+                let est = self
+                    .estimate
+                    .get_or_insert_with(|| EstimatePlans::new(nr, nc));
+                est.col_inv
+                    .process_with_scratch(&mut self.transposed, &mut est.scratch);
+                transpose(&self.transposed, &mut self.buf, nc, nr);
+                est.row_inv
+                    .process_with_scratch(&mut self.buf, &mut est.scratch);
+            }
+        }
         let n_f64 = n as f64;
         for (o, b) in out.iter_mut().zip(&self.buf) {
             *o = b.re / n_f64;
@@ -339,11 +426,17 @@ impl PeriodicSolver {
     }
 }
 
-/// `dst[j * n_rows + i] = src[i * n_cols + j]`.
+/// `dst[j * n_rows + i] = src[i * n_cols + j]`, in 32 x 32 tiles so that both sides stay in
+/// cache (a plain copy: the tiling cannot change any value).
 fn transpose(src: &[Complex<f64>], dst: &mut [Complex<f64>], n_rows: usize, n_cols: usize) {
-    for i in 0..n_rows {
-        for j in 0..n_cols {
-            dst[j * n_rows + i] = src[i * n_cols + j];
+    const TILE: usize = 32;
+    for i0 in (0..n_rows).step_by(TILE) {
+        for j0 in (0..n_cols).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(n_rows) {
+                for j in j0..(j0 + TILE).min(n_cols) {
+                    dst[j * n_rows + i] = src[i * n_cols + j];
+                }
+            }
         }
     }
 }
@@ -470,6 +563,57 @@ mod tests {
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&x1), bits(&x2));
         assert_eq!(bits(&x1), bits(&x3));
+    }
+
+    #[test]
+    fn estimate_agrees_with_deterministic_solve() {
+        let s = Stencil::new([0.1, -0.3, 0.2, 0.7, 1.0, 0.4, 0.05, 0.6, 0.1]);
+        for &(nr, nc) in &[(1usize, 1usize), (7, 9), (24, 241), (30, 97), (16, 20)] {
+            let f = random_field(nr * nc, 8);
+            let mut solver = PeriodicSolver::new(nr, nc).unwrap();
+            let (mut a, mut b) = (vec![0.0; nr * nc], vec![0.0; nr * nc]);
+            solver.solve_into(&s, &f, 0.5, &mut a).unwrap();
+            solver.solve_estimate_into(&s, &f, 0.5, &mut b).unwrap();
+            let scale = a.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-12 * scale, "{nr}x{nc}: {x} vs {y}");
+            }
+            // The estimate must not disturb the deterministic path's state.
+            let mut c = vec![0.0; nr * nc];
+            solver.solve_into(&s, &f, 0.5, &mut c).unwrap();
+            assert_eq!(
+                a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+        let mut solver = PeriodicSolver::new(2, 3).unwrap();
+        assert!(solver
+            .solve_estimate_into(&s, &[0.0; 6], 0.0, &mut [0.0; 5])
+            .is_err());
+    }
+
+    /// Golden bits of whole solves, as the decoder runs them. Computed once (x86-64 Linux,
+    /// first run) and never to be regenerated: a mismatch means files written before the change
+    /// would decode differently (the content checksum would reject them), i.e. a format break.
+    /// Shapes cover radix 4/2/3/5/7 rows and columns, direct radix 13 and 17, and whole-length
+    /// Bluestein (241, 97).
+    #[test]
+    fn solve_golden_bits() {
+        let s = Stencil::new([0.1, -0.3, 0.2, 0.7, -1.9, 0.4, 0.05, 0.6, 0.1]);
+        let cases: [((usize, usize), u64); 4] =
+            [((13, 17), 0), ((24, 241), 0), ((35, 48), 0), ((97, 10), 0)];
+        let mut got = Vec::new();
+        for &((nr, nc), _) in &cases {
+            let f = random_field(nr * nc, 0x1234_5678);
+            let mut solver = PeriodicSolver::new(nr, nc).unwrap();
+            let u = solver.solve_with_mean(&s, &f, 0.375).unwrap();
+            got.push(((nr, nc), dft::fnv(u.iter().map(|v| v.to_bits()))));
+        }
+        assert_eq!(
+            got,
+            cases.to_vec(),
+            "golden solve bits changed: format break"
+        );
     }
 
     #[test]
