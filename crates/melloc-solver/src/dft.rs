@@ -33,6 +33,17 @@
 //! `mul_add`, no SIMD dispatch, no threads, and no libm call. The only target assumption is
 //! that `f64` arithmetic is IEEE binary64 round-to-nearest, true on every tier-1/2 target
 //! (i686 uses SSE2, not x87).
+//!
+//! ```
+//! use melloc_solver::{Complex, DftPlan};
+//! let plan = DftPlan::new(6).unwrap();
+//! let mut data: Vec<Complex<f64>> = (0..6).map(|j| Complex::new(j as f64, 0.0)).collect();
+//! let mut scratch = vec![Complex::new(0.0, 0.0); plan.scratch_len()];
+//! plan.forward(&mut data, &mut scratch).unwrap();
+//! assert_eq!(data[0], Complex::new(15.0, 0.0));
+//! plan.inverse(&mut data, &mut scratch).unwrap();
+//! assert!((data[4].re / 6.0 - 4.0).abs() < 1e-14);
+//! ```
 use rustfft::num_complex::Complex;
 
 use crate::{unit_root, SolverError};
