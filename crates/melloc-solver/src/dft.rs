@@ -222,15 +222,17 @@ impl DftPlan {
     }
 
     fn new_bluestein(n: usize) -> Result<Self, SolverError> {
-        let m = (2 * n - 1)
+        let too_large = || SolverError::InvalidArgument(format!("DFT length {n} too large"));
+        let two_n = n.checked_mul(2).ok_or_else(too_large)?;
+        let m = (two_n - 1)
             .checked_next_power_of_two()
-            .ok_or_else(|| SolverError::InvalidArgument(format!("DFT length {n} too large")))?;
+            .ok_or_else(too_large)?;
         let n2 = 2 * n as u128;
         let chirp: Vec<C> = (0..n)
             .map(|j| {
                 let j = j as u128;
                 // j^2 mod 2n is < 2n, so it fits usize.
-                root_fwd(((j * j) % n2) as usize, 2 * n)
+                root_fwd(((j * j) % n2) as usize, two_n)
             })
             .collect();
         let inner = DftPlan::new(m)?;
