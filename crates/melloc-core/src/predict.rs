@@ -132,13 +132,18 @@ pub struct Stencil {
     pub right: usize,
     /// Rows needed below (previous-slice taps only).
     pub down: usize,
+    /// How many slices back the "previous slice" taps look (>= 1). Stacked data often repeats
+    /// with a period (THETA-levitus is 12 months x 15 levels: slice s-15 is the same level a
+    /// month earlier and predicts far better than slice s-1, the next level).
+    pub lag: usize,
     n_rows: usize,
     n_cols: usize,
 }
 
 impl Stencil {
-    /// Lays `kind` out over slices of `n_rows x n_cols`.
-    pub fn new(kind: StencilKind, n_rows: usize, n_cols: usize) -> Self {
+    /// Lays `kind` out over slices of `n_rows x n_cols`, previous-slice taps `lag` slices back.
+    pub fn new(kind: StencilKind, n_rows: usize, n_cols: usize, lag: usize) -> Self {
+        let lag = lag.max(1);
         let (mut taps, prev) = kind.taps();
         let n_in = taps.len();
         taps.extend(prev);
@@ -148,7 +153,7 @@ impl Stencil {
         for tp in &taps {
             let di = isize::from(tp.di);
             let dj = isize::from(tp.dj);
-            let lin = tp.ds as isize * slice as isize - di * n_cols as isize - dj;
+            let lin = (tp.ds as usize * lag * slice) as isize - di * n_cols as isize - dj;
             back.push(lin.max(0) as usize);
             if di < 0 {
                 up = up.max((-di) as usize);
@@ -169,6 +174,7 @@ impl Stencil {
             left,
             right,
             down,
+            lag,
             n_rows,
             n_cols,
         }
@@ -207,7 +213,7 @@ impl Stencil {
         base: f64,
     ) -> f64 {
         let tp = self.taps[k];
-        if usize::from(tp.ds) > s {
+        if usize::from(tp.ds) * self.lag > s {
             return base;
         }
         let ii = i as isize + isize::from(tp.di);
@@ -249,7 +255,8 @@ impl Stencil {
         j: usize,
     ) -> f64 {
         let n_taps = (weights.len() + 1).min(self.taps.len());
-        if self.is_interior(s, i, j) {
+        // The fast path indexes without checks: previous-slice taps need `s >= lag`.
+        if self.is_interior(s, i, j) && (n_taps <= self.n_in || s >= self.lag) {
             let r = vals[idx - self.back[0]];
             let mut acc = 0.0f64;
             for k in 1..n_taps {
@@ -400,7 +407,7 @@ pub fn fit_weights(
     let (s_lo, s_hi) = if in_slice_only {
         (0, n_slices.min(1))
     } else {
-        (1, n_slices)
+        (stencil.lag.min(n_slices), n_slices)
     };
     let s_fast = if in_slice_only { 0 } else { 1 };
     let i_hi = if in_slice_only {
@@ -482,7 +489,7 @@ mod tests {
                 v[i * nc + j] = 0.5 * w + 0.7 * n - 0.2 * nw + noise;
             }
         }
-        let st = Stencil::new(StencilKind::Plane, nr, nc);
+        let st = Stencil::new(StencilKind::Plane, nr, nc, 1);
         let valid = vec![true; nr * nc];
         let w = fit_weights(&st, &v, &valid, 1, nr, nc, true, 1 << 20);
         // pred = W + w_N (N - W) + w_NW (NW - W) + ...: w_N = 0.7, w_NW = -0.2.
@@ -495,7 +502,7 @@ mod tests {
 
     #[test]
     fn boundary_prediction_is_total() {
-        let st = Stencil::new(StencilKind::PlanePrev, 2, 2);
+        let st = Stencil::new(StencilKind::PlanePrev, 2, 2, 1);
         let vals = vec![1.0; 8];
         let w = vec![0.1; st.n_weights()];
         for s in 0..2 {
