@@ -277,16 +277,16 @@ fn results_markdown(
     let hist: Vec<String> = timed_hist
         .iter()
         .rev()
-        .map(|(n, c)| format!("{c} cells with {n}"))
+        .map(|(n, c)| format!("{c} cells timed {n}x"))
         .collect();
     let _ = writeln!(
         s,
         "- timing: for each file and codec, one warm-up roundtrip (checked bit for bit, not \
-         timed into the result), then up to {} timed compressions and as many timed \
-         decompressions; each direction reports the **median**. When the warm-up shows that \
-         {} repeats would take more than {} s, fewer are run (never fewer than 1): {}. \
-         `results-detail.csv` gives the count for every cell.",
-        cfg.policy.repeats,
+         part of the result), then at most {} timed run(s) of compression and as many of \
+         decompression (`--repeats`); each direction reports the **median** of its runs. When \
+         the warm-up shows that the timed runs of a cell would take more than {} s \
+         (`--cell-budget`), fewer are made, never fewer than 1: {}. `results-detail.csv` gives \
+         the count for every cell.",
         cfg.policy.repeats,
         cfg.policy.cell_budget_s,
         if hist.is_empty() {
