@@ -2,9 +2,10 @@
 //! Run through `cargo xtask fixtures` (or `cargo run -p melloc-format --example write_golden --
 //! crates/melloc-format/tests/golden`). Golden files are written once per format version and
 //! never regenerated: later versions must keep decoding them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use melloc_format::{compress, BackendSpec, CompressConfig, Float, RouteSpec, Shape};
 
@@ -38,7 +39,7 @@ fn smooth(n_slices: usize, n_rows: usize, n_cols: usize, seed: u64) -> Vec<f64> 
 }
 
 fn write<T: Float>(
-    dir: &PathBuf,
+    dir: &Path,
     name: &str,
     values: &[T],
     dims: &[u64],

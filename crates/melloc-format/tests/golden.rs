@@ -1,6 +1,7 @@
 //! Golden files: every file in `tests/golden/` was written by some released format version and
 //! must decode, bit-exactly, with every later version. Files are never regenerated.
 //! Each `v*_MANIFEST.txt` line: `file dtype shape xxh3-of-original-bytes`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
 //! Bit-exact roundtrips through every route and back end, on arbitrary bit patterns and shapes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use melloc_format::{
     compress, decompress_bytes, inspect, BackendSpec, CompressConfig, DecompressConfig, Float,

@@ -1,6 +1,7 @@
 //! Roundtrips every file of `../shared/data` (the project's development data, beside the
 //! repository) through the library with the default route and the paper route, bit-exactly.
 //! The folder does not exist on a user's machine: the test then prints why it skips.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 
