@@ -620,7 +620,12 @@ fn fit<T: Float>(
     domain: &Domain,
     dims: BlockDims,
 ) -> (StencilKind, usize, Vec<f64>, Vec<f64>, f64, f64) {
-    let kind = StencilKind::for_dims(dims.n_slices, dims.n_rows, dims.n_cols);
+    let mut kind = StencilKind::for_dims(dims.n_slices, dims.n_rows, dims.n_cols);
+    // Long rows of few members (ensemble x time series): the row is the signal. Measured on
+    // TS-lens (40 members x 8761 6-hourly steps): 5.25 -> 9.42 with W..W4 (diurnal period 4).
+    if dims.n_slices == 1 && dims.n_cols >= 64 * dims.n_rows && dims.n_cols >= 4 {
+        kind = StencilKind::Row;
+    }
     let mut vals = vec![0.0f64; integ.len()];
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for (idx, v) in vals.iter_mut().enumerate() {
