@@ -24,7 +24,40 @@ fn report<T: Float>(name: &str, bytes: &[u8]) {
     );
 }
 
+fn per_slice(path: &std::path::Path) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some((_, shape)) = melloc_core::shape::parse_sdrbench_name(&name) else {
+        return;
+    };
+    let Ok(bytes) = std::fs::read(path) else {
+        return;
+    };
+    let values = f32::vec_from_le_bytes(&bytes);
+    let l = shape.slices();
+    let n = (l.n_rows * l.n_cols) as usize;
+    for (s, slice) in values.chunks(n).enumerate().take(6) {
+        let z = integerize(slice);
+        let (lo, hi) = z
+            .ints
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(a, b), &k| (a.min(k), b.max(k)));
+        println!(
+            "  slice {s}: {} fixes {} span {}",
+            z.kind.describe(),
+            z.n_fixes(),
+            hi - lo
+        );
+    }
+}
+
 fn main() -> std::io::Result<()> {
+    if let Ok(p) = std::env::var("PER_SLICE") {
+        per_slice(std::path::Path::new(&p));
+        return Ok(());
+    }
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "../shared/data".into());

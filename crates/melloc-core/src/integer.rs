@@ -145,6 +145,36 @@ impl Integerisation {
         }
     }
 
+    /// The physical value (as `f64`) of integer `k`: the grid value for grids, the float itself
+    /// for ordered bits (0 for non-finite). Unlike [`Integerisation::domain_value`], this is
+    /// comparable across slices that use different grids.
+    #[inline]
+    pub fn physical_value<T: Float>(&self, k: i64) -> f64 {
+        match *self {
+            Integerisation::Grid { offset, scale, op } => Self::grid_value(offset, scale, op, k),
+            Integerisation::Ordered => self.domain_value::<T>(k),
+        }
+    }
+
+    /// Maps a prediction of the *physical* value to an integer of this integerisation
+    /// (the inverse of [`Integerisation::physical_value`] up to rounding). Total.
+    #[inline]
+    pub fn int_of_physical_prediction<T: Float>(&self, pred: f64) -> i64 {
+        match *self {
+            Integerisation::Grid { offset, scale, op } => {
+                if !pred.is_finite() {
+                    return 0;
+                }
+                let k = match op {
+                    GridOp::Mul => (pred - offset) / scale,
+                    GridOp::Div => (pred - offset) * scale,
+                };
+                self.int_of_prediction::<T>(k)
+            }
+            Integerisation::Ordered => self.int_of_prediction::<T>(pred),
+        }
+    }
+
     /// A one-line description for `melloc info`.
     pub fn describe(&self) -> String {
         match self {
@@ -473,6 +503,40 @@ pub fn detect_grid<T: Float>(values: &[T], is_exception: &[bool]) -> Option<Inte
     Some(kind)
 }
 
+/// Per-slice grids: GRIB-style packing gives every 2-D level its own reference value and step
+/// (ECHAM5 temperature: 17 levels, each `offset_s + k * 2^-e_s` with 16-bit `k`), so no single
+/// grid fits the block while every slice is exactly on one. Returns one grid per slice of
+/// `slice_len` values when the block has at least two slices, every slice is on a verified grid
+/// (within the ulp-fix rules of [`grid_ints`]), and the grids are not all the same; otherwise
+/// `None` (use [`integerize`]). A slice made only of exceptions gets a unit grid.
+pub fn detect_slice_grids<T: Float>(
+    values: &[T],
+    is_exception: &[bool],
+    slice_len: usize,
+) -> Option<Vec<Integerisation>> {
+    if slice_len == 0 || values.len() < 2 * slice_len || values.len() % slice_len != 0 {
+        return None;
+    }
+    let mut kinds = Vec::with_capacity(values.len() / slice_len);
+    for (vals, mask) in values.chunks(slice_len).zip(is_exception.chunks(slice_len)) {
+        if mask.iter().all(|&e| e) {
+            kinds.push(Integerisation::Grid {
+                offset: 0.0,
+                scale: 1.0,
+                op: GridOp::Mul,
+            });
+            continue;
+        }
+        let kind = detect_grid(vals, mask)?;
+        grid_ints(vals, mask, kind)?;
+        kinds.push(kind);
+    }
+    if kinds.windows(2).all(|w| w[0] == w[1]) {
+        return None;
+    }
+    Some(kinds)
+}
+
 /// `b` rounded to 1, 2, 2.5 or 5 times a power of ten when within 1e-4 relative, else `None`.
 fn decimal_snap(b: f64) -> Option<f64> {
     if b.is_nan() || b <= 0.0 || !b.is_finite() {
@@ -682,6 +746,38 @@ mod tests {
             z.kind
         );
         assert!(z.n_fixes() < values.len() / 20);
+    }
+
+    #[test]
+    fn per_level_packing_gives_slice_grids() {
+        // Three levels, each packed with its own reference value and power-of-two step.
+        let slice_len = 400;
+        let mut values = Vec::new();
+        for (s, (r, e)) in [(231.7f64, -9), (237.03, -10), (101.5, -12)]
+            .iter()
+            .enumerate()
+        {
+            let step = (2.0f64).powi(*e);
+            for i in 0..slice_len {
+                let k = ((i * 7 + s) % slice_len) as f64 * 3.0 + (i % 3) as f64;
+                values.push((r + k * step) as f32);
+            }
+        }
+        let mask = vec![false; values.len()];
+        let kinds = detect_slice_grids(&values, &mask, slice_len).expect("slice grids");
+        assert_eq!(kinds.len(), 3);
+        for (s, kind) in kinds.iter().enumerate() {
+            let vals = &values[s * slice_len..(s + 1) * slice_len];
+            let (ints, fixes) = grid_ints(vals, &mask[..slice_len], *kind).unwrap();
+            for ((&v, &k), &f) in vals.iter().zip(&ints).zip(&fixes) {
+                assert_eq!(kind.value_of::<f32>(k, f).to_bits(), v.to_bits());
+                let p = kind.physical_value::<f32>(k);
+                assert_eq!(kind.int_of_physical_prediction::<f32>(p), k);
+            }
+        }
+        // One grid for everything: not a per-slice case.
+        let same: Vec<f32> = (0..800).map(|i| (i % 300) as f32 * 0.5).collect();
+        assert!(detect_slice_grids(&same, &vec![false; 800], 400).is_none());
     }
 
     #[test]
