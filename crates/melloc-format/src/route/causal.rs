@@ -2,13 +2,17 @@
 //! exception masks, and context-modelled adaptive binary range coding of the residuals.
 //!
 //! Per block:
-//! 1. [`integerize`]: every value becomes an integer `k` (grid index for packed/decimal data,
+//! 1. [`integerize`](melloc_core::integer::integerize): every value becomes an integer `k` (grid index for packed/decimal data,
 //!    signed ordered bits otherwise) plus, for grids, a small ulp fix; NaN, +-inf and fill values
-//!    become exceptions.
+//!    become exceptions. Other domains: a palette (the index into the sorted distinct values)
+//!    and one grid per slice (GRIB-style packing, each level with its own offset and step).
 //! 2. A causal [`Stencil`] (W, N, NW, NE, WW, NN, ... and the previous slice for 3-D blocks) is
-//!    fitted by least squares on the *domain values* (grid index, or the float value for
-//!    ordered bits), the weights stored as `f32`. The decoder recomputes every prediction from
-//!    decoded values with plain `f64` arithmetic in a fixed order: bit-identical everywhere.
+//!    fitted by least squares on the *domain values* (grid index; the float value for ordered
+//!    bits and palettes; the grid's physical value `offset_s + k * step_s` for per-slice grids,
+//!    mapped back to an index of the slice's grid by rounding `(pred - offset_s) / step_s`),
+//!    the weights stored as `f32`. The decoder recomputes every prediction from decoded values
+//!    with plain `f64` arithmetic in a fixed order ([`melloc_core::predict::combine`]):
+//!    bit-identical everywhere.
 //! 3. Each value: an exception-mask bit (context: mask of W, N, NW, NE and the previous slice),
 //!    then either the exception (index into a dictionary of bit patterns) or the residual
 //!    `k - int(pred)` (wrapping). Exceptions never enter a neighbour's prediction: their domain
@@ -20,10 +24,21 @@
 //!    coded. Then the sign; the first mantissa bits below the leading one adaptively; the
 //!    remaining low bits raw in a separate bit stream.
 //!
-//! Sections: 0 header (parameters), 1 range-coded stream, 2 raw low bits.
+//! Sections: 0 header (parameters), 1 range-coded stream (the palette, if any, then the
+//! values), 2 raw low bits.
+//!
+//! Header layout (little-endian): `version` u8 (= 2); `flags` u8 (1 grid, 2 exceptions, 4 ulp
+//! fixes, 8 grid op is division, 16 palette, 32 per-slice grids; other bits are an error);
+//! with flag 16: palette length u32 (1..=block length, not with flag 1); with flag 32
+//! (not with 1, 8 or 16; the block has >= 2 slices): per slice, op u8 (0 `*`, 1 `/`), offset
+//! f64, step f64 (finite, step != 0); with flag 1: offset f64, step f64; `lo`, `hi` f64 (finite,
+//! `lo <= hi`); stencil kind u8; slice lag u8 (>= 1); the in-slice weights then the full weights
+//! as f32; with flag 2: dictionary length u8 and that many bit patterns of the value width.
+//! Nothing may follow.
 
 use melloc_core::integer::{
-    detect_exceptions, integerize_with_mask, restore, GridOp, Integerisation, Integerized,
+    detect_exceptions, detect_slice_grids, grid_ints, integerize_with_mask, restore, GridOp,
+    Integerisation, Integerized,
 };
 use melloc_core::predict::{fit_weights, ref_weight, Stencil, StencilKind, MAX_TAPS};
 use melloc_core::{BlockDims, DType, Float};
@@ -45,6 +60,7 @@ const FLAG_EXCEPTIONS: u8 = 2;
 const FLAG_FIXES: u8 = 4;
 const FLAG_DIV: u8 = 8;
 const FLAG_PALETTE: u8 = 16;
+const FLAG_SLICE_GRIDS: u8 = 32;
 
 /// Mantissa bits below the leading one coded adaptively; the rest go raw.
 const MANT_ADAPTIVE_BITS: u32 = 2;
@@ -76,23 +92,53 @@ struct Header {
     dict: Vec<u64>,
     /// Number of palette entries (0: no palette). The palette itself is range coded.
     n_palette: usize,
+    /// One grid per slice (empty: none); `kind` is then `Ordered` and unused.
+    slice_grids: Vec<Integerisation>,
 }
 
-/// The integer domain of a block: the core integerisation, or a palette (sorted distinct
-/// values; the integer is the index). The palette catches quantised data whose levels are not a
-/// uniform grid (ERA-Interim u/v keep ~2 significant digits: 2756 distinct values).
+/// The integer domain of a block: the core integerisation, a palette (sorted distinct
+/// values; the integer is the index), or one grid per slice. The palette catches quantised data
+/// whose levels are not a uniform grid (ERA-Interim u/v keep ~2 significant digits: 2756
+/// distinct values). Per-slice grids catch GRIB-style packing (ECHAM5: each level has its own
+/// offset and power-of-two step); their values are predicted in *physical* units, so taps in
+/// another slice (another grid) stay consistent.
 #[derive(Clone, Debug)]
 enum Domain {
     Int(Integerisation),
     Palette(Vec<f64>),
+    Slices(Vec<Integerisation>),
 }
 
 impl Domain {
+    /// The domain of slice `s` (a slice past the end of `Slices` falls back to ordered bits;
+    /// the header parser never lets that happen).
     #[inline]
-    fn int_of_prediction<T: Float>(&self, pred: f64) -> i64 {
+    fn at_slice(&self, s: usize) -> SliceDomain<'_> {
         match self {
-            Domain::Int(k) => k.int_of_prediction::<T>(pred),
-            Domain::Palette(p) => {
+            Domain::Int(k) => SliceDomain::Int(*k),
+            Domain::Palette(p) => SliceDomain::Palette(p),
+            Domain::Slices(v) => {
+                SliceDomain::Physical(v.get(s).copied().unwrap_or(Integerisation::Ordered))
+            }
+        }
+    }
+}
+
+/// The domain of one slice.
+#[derive(Clone, Copy, Debug)]
+enum SliceDomain<'a> {
+    Int(Integerisation),
+    Palette(&'a [f64]),
+    Physical(Integerisation),
+}
+
+impl SliceDomain<'_> {
+    #[inline]
+    fn int_of_prediction<T: Float>(self, pred: f64) -> i64 {
+        match self {
+            SliceDomain::Int(k) => k.int_of_prediction::<T>(pred),
+            SliceDomain::Physical(k) => k.int_of_physical_prediction::<T>(pred),
+            SliceDomain::Palette(p) => {
                 // Nearest entry; NaN maps to index 0. Ties go to the lower entry.
                 let i = p.partition_point(|&x| x < pred);
                 if i == 0 {
@@ -108,10 +154,18 @@ impl Domain {
         }
     }
     #[inline]
-    fn domain_value<T: Float>(&self, k: i64) -> f64 {
+    fn domain_value<T: Float>(self, k: i64) -> f64 {
         match self {
-            Domain::Int(kind) => kind.domain_value::<T>(k),
-            Domain::Palette(p) => p.get(k as usize).copied().unwrap_or(0.0),
+            SliceDomain::Int(kind) => kind.domain_value::<T>(k),
+            SliceDomain::Physical(kind) => {
+                let v = kind.physical_value::<T>(k);
+                if v.is_finite() {
+                    v
+                } else {
+                    0.0
+                }
+            }
+            SliceDomain::Palette(p) => p.get(k as usize).copied().unwrap_or(0.0),
         }
     }
 }
@@ -135,9 +189,19 @@ impl Header {
         if self.n_palette > 0 {
             flags |= FLAG_PALETTE;
         }
+        if !self.slice_grids.is_empty() {
+            flags |= FLAG_SLICE_GRIDS;
+        }
         out.push(flags);
         if self.n_palette > 0 {
             out.extend_from_slice(&(self.n_palette as u32).to_le_bytes());
+        }
+        for g in &self.slice_grids {
+            if let Integerisation::Grid { offset, scale, op } = *g {
+                out.push(u8::from(op == GridOp::Div));
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.extend_from_slice(&scale.to_le_bytes());
+            }
         }
         if let Integerisation::Grid { offset, scale, .. } = self.kind {
             out.extend_from_slice(&offset.to_le_bytes());
@@ -168,7 +232,15 @@ impl Header {
             ));
         }
         let flags = r.u8()?;
-        if flags & !(FLAG_GRID | FLAG_EXCEPTIONS | FLAG_FIXES | FLAG_DIV | FLAG_PALETTE) != 0 {
+        if flags
+            & !(FLAG_GRID
+                | FLAG_EXCEPTIONS
+                | FLAG_FIXES
+                | FLAG_DIV
+                | FLAG_PALETTE
+                | FLAG_SLICE_GRIDS)
+            != 0
+        {
             return Err(corrupt!("causal header: unknown flags {flags:#x}"));
         }
         let n_palette = if flags & FLAG_PALETTE != 0 {
@@ -181,6 +253,26 @@ impl Header {
         } else {
             0
         };
+        let mut slice_grids = Vec::new();
+        if flags & FLAG_SLICE_GRIDS != 0 {
+            if flags & (FLAG_GRID | FLAG_PALETTE | FLAG_DIV) != 0 || dims.n_slices < 2 {
+                return Err(corrupt!("causal header: slice grids with flags {flags:#x}"));
+            }
+            // Pushed as read: the input length bounds the allocation, not `n_slices`.
+            for _ in 0..dims.n_slices {
+                let op = match r.u8()? {
+                    0 => GridOp::Mul,
+                    1 => GridOp::Div,
+                    b => return Err(corrupt!("causal header: slice grid op {b}")),
+                };
+                let offset = r.f64()?;
+                let scale = r.f64()?;
+                if !offset.is_finite() || !scale.is_finite() || scale == 0.0 {
+                    return Err(corrupt!("causal header: bad slice grid {offset} {scale}"));
+                }
+                slice_grids.push(Integerisation::Grid { offset, scale, op });
+            }
+        }
         let kind = if flags & FLAG_GRID != 0 {
             let offset = r.f64()?;
             let scale = r.f64()?;
@@ -242,7 +334,7 @@ impl Header {
         Ok(Self {
             kind,
             has_exceptions,
-            has_fixes: flags & FLAG_FIXES != 0 && flags & FLAG_GRID != 0,
+            has_fixes: flags & FLAG_FIXES != 0 && flags & (FLAG_GRID | FLAG_SLICE_GRIDS) != 0,
             lo,
             hi,
             stencil,
@@ -251,6 +343,7 @@ impl Header {
             w_full,
             dict,
             n_palette,
+            slice_grids,
         })
     }
 }
@@ -542,7 +635,9 @@ fn run<T: Float, IO: BitIo>(
             ctx = 2 * usize::from(b & 127);
         }
     }
-    let kind = if hdr.n_palette > 0 {
+    let domain = if !hdr.slice_grids.is_empty() {
+        Domain::Slices(hdr.slice_grids.clone())
+    } else if hdr.n_palette > 0 {
         Domain::Palette(
             palette_bits
                 .iter()
@@ -567,6 +662,7 @@ fn run<T: Float, IO: BitIo>(
         *b = o;
     }
     for s in 0..n_slices {
+        let kind = domain.at_slice(s);
         let full = s >= hdr.lag && has_prev;
         let w: &[f64] = if full { &hdr.w_full } else { &hdr.w_in };
         let n_taps = (w.len() + 1).min(st.taps.len()).min(MAX_TAPS);
@@ -711,9 +807,12 @@ fn fit<T: Float>(
     }
     let mut vals = vec![0.0f64; integ.len()];
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let slice = dims.slice_len().max(1);
     for (idx, v) in vals.iter_mut().enumerate() {
         if !integ.is_exception[idx] {
-            *v = domain.domain_value::<T>(integ.ints[idx]);
+            *v = domain
+                .at_slice(idx / slice)
+                .domain_value::<T>(integ.ints[idx]);
             lo = lo.min(*v);
             hi = hi.max(*v);
         }
@@ -788,14 +887,17 @@ fn choose_lag(vals: &[f64], valid: &[bool], dims: BlockDims) -> usize {
     best.1
 }
 
-/// Encodes with one integerisation (and optionally a palette of bit patterns).
+/// Encodes with one integerisation (and optionally a palette of bit patterns, or one grid per
+/// slice).
 fn encode_integ<T: Float>(
     integ: &Integerized,
     palette: Option<&[u64]>,
+    slice_grids: &[Integerisation],
     dims: BlockDims,
 ) -> Vec<Section> {
     let domain = match palette {
         Some(p) => Domain::Palette(p.iter().map(|&b| T::from_bits_u64(b).to_f64()).collect()),
+        None if !slice_grids.is_empty() => Domain::Slices(slice_grids.to_vec()),
         None => Domain::Int(integ.kind),
     };
     let (stencil, lag, w_in, w_full, lo, hi) = fit::<T>(integ, &domain, dims);
@@ -808,7 +910,7 @@ fn encode_integ<T: Float>(
         }
     }
     let hdr = Header {
-        kind: if palette.is_some() {
+        kind: if palette.is_some() || !slice_grids.is_empty() {
             Integerisation::Ordered
         } else {
             integ.kind
@@ -823,6 +925,7 @@ fn encode_integ<T: Float>(
         w_full,
         dict,
         n_palette: palette.map_or(0, <[u64]>::len),
+        slice_grids: slice_grids.to_vec(),
     };
     let mut io = Enc {
         rc: RangeEncoder::new(),
@@ -887,6 +990,7 @@ fn total_len(secs: &[Section]) -> usize {
 struct Candidate {
     integ: Integerized,
     palette: Option<Vec<u64>>,
+    slice_grids: Vec<Integerisation>,
 }
 
 /// The rows an estimate encodes: bands of `band` rows every `period` rows of every slice.
@@ -959,6 +1063,45 @@ impl RowSample {
     }
 }
 
+/// The per-slice-grid form of a block, when every slice is on its own verified grid and the
+/// grids differ ([`detect_slice_grids`]).
+fn slice_grid_candidate<T: Float>(
+    values: &[T],
+    mask: &[bool],
+    dims: BlockDims,
+) -> Option<Candidate> {
+    let slice = dims.slice_len();
+    let grids = detect_slice_grids(values, mask, slice)?;
+    let mut ints = Vec::with_capacity(values.len());
+    let mut fixes = Vec::with_capacity(values.len());
+    for ((v, m), g) in values.chunks(slice).zip(mask.chunks(slice)).zip(&grids) {
+        if m.iter().all(|&e| e) {
+            ints.extend(std::iter::repeat_n(0, m.len()));
+            fixes.extend(std::iter::repeat_n(0, m.len()));
+            continue;
+        }
+        let (k, f) = grid_ints(v, m, *g)?;
+        ints.extend(k);
+        fixes.extend(f);
+    }
+    Some(Candidate {
+        integ: Integerized {
+            kind: Integerisation::Ordered,
+            ints,
+            fixes,
+            is_exception: mask.to_vec(),
+            exception_bits: values
+                .iter()
+                .zip(mask)
+                .filter(|(_, &e)| e)
+                .map(|(v, _)| v.to_bits_u64())
+                .collect(),
+        },
+        palette: None,
+        slice_grids: grids,
+    })
+}
+
 /// Bytes the range coder spends on a palette alone (it is coded once, whatever the sample).
 fn palette_cost<T: Float>(palette: &[u64]) -> usize {
     let mut io = Enc {
@@ -980,7 +1123,12 @@ fn palette_cost<T: Float>(palette: &[u64]) -> usize {
 /// Estimated encoded size of a candidate from the sampled rows, scaled to the block.
 fn estimate<T: Float>(c: &Candidate, dims: BlockDims, sample: RowSample) -> f64 {
     let (sub, sub_dims) = sample.apply(c, dims);
-    let size = total_len(&encode_integ::<T>(&sub, c.palette.as_deref(), sub_dims)) as f64;
+    let size = total_len(&encode_integ::<T>(
+        &sub,
+        c.palette.as_deref(),
+        &c.slice_grids,
+        sub_dims,
+    )) as f64;
     let fixed = c.palette.as_deref().map_or(0, palette_cost::<T>) as f64;
     let scale = dims.len() as f64 / sub_dims.len().max(1) as f64;
     fixed + (size - fixed).max(0.0) * scale
@@ -988,7 +1136,7 @@ fn estimate<T: Float>(c: &Candidate, dims: BlockDims, sample: RowSample) -> f64 
 
 /// Encodes one block. Candidate integerisations: the core integerisation; with exact zeros as
 /// exceptions when they are frequent; a palette of each when values are few. With more than
-/// one candidate, each is encoded on a sample of rows ([`RowSample`], about 1/8) and only the
+/// one candidate, each is encoded on a sample of rows (`RowSample`, about 1/8) and only the
 /// best (and any within 3% of it) is encoded fully; the smallest full encoding is kept.
 ///
 /// Measured against encoding every candidate fully (all 40 files): the same ratio on every
@@ -1006,7 +1154,11 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
     let mut cands = vec![Candidate {
         integ: integerize_with_mask(values, base_mask.clone()),
         palette: None,
+        slice_grids: Vec::new(),
     }];
+    if let Some(c) = slice_grid_candidate(values, &base_mask, dims) {
+        cands.push(c);
+    }
     let mut masks = vec![base_mask];
     let n_zero = values.iter().filter(|v| v.to_bits_u64() == 0).count();
     if cfg.effort >= 2 && n_zero * 20 >= values.len() && n_zero < values.len() {
@@ -1018,6 +1170,7 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
         cands.push(Candidate {
             integ: integerize_with_mask(values, m.clone()),
             palette: None,
+            slice_grids: Vec::new(),
         });
         masks.push(m);
     }
@@ -1038,6 +1191,7 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
                             .collect(),
                     },
                     palette: Some(pal),
+                    slice_grids: Vec::new(),
                 });
             }
         }
@@ -1059,7 +1213,7 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
     let mut best: Option<Vec<Section>> = None;
     for k in chosen {
         let c = &cands[k];
-        let secs = encode_integ::<T>(&c.integ, c.palette.as_deref(), dims);
+        let secs = encode_integ::<T>(&c.integ, c.palette.as_deref(), &c.slice_grids, dims);
         if best
             .as_ref()
             .is_none_or(|b| total_len(&secs) < total_len(b))
@@ -1122,6 +1276,33 @@ pub fn decode<T: Float>(sections: &[Section], dims: BlockDims) -> Result<Vec<T>>
         }
         return Ok(out);
     }
+    if !hdr.slice_grids.is_empty() {
+        let slice = dims.slice_len();
+        let mut out = Vec::with_capacity(n);
+        let mut e0 = 0usize;
+        for (s, g) in hdr.slice_grids.iter().enumerate() {
+            let range = s * slice..(s + 1) * slice;
+            let mask = &planes.is_exception[range.clone()];
+            let n_exc = mask.iter().filter(|&&e| e).count();
+            let part = restore::<T>(
+                g,
+                &planes.ints[range.clone()],
+                planes.fixes.get(range).unwrap_or(&[]),
+                mask,
+                planes
+                    .exception_bits
+                    .get(e0..e0 + n_exc)
+                    .ok_or_else(|| corrupt!("causal: exception count"))?,
+            )
+            .ok_or_else(|| corrupt!("causal: decoded planes are inconsistent"))?;
+            out.extend(part);
+            e0 += n_exc;
+        }
+        if e0 != planes.exception_bits.len() {
+            return Err(corrupt!("causal: decoded planes are inconsistent"));
+        }
+        return Ok(out);
+    }
     restore::<T>(
         &hdr.kind,
         &planes.ints,
@@ -1151,6 +1332,14 @@ pub fn describe(sections: &[Section], dims: BlockDims, dtype: DType) -> Result<R
     }
     if hdr.has_fixes {
         notes.push("grid ulp fixes present".into());
+    }
+    if let (Some(first), Some(last)) = (hdr.slice_grids.first(), hdr.slice_grids.last()) {
+        notes.push(format!(
+            "one grid per slice ({} slices; first {}, last {})",
+            hdr.slice_grids.len(),
+            first.describe(),
+            last.describe()
+        ));
     }
     Ok(RouteInfo {
         integerisation: hdr.kind.describe(),
@@ -1246,6 +1435,69 @@ mod tests {
         let l = s2[1].data.len();
         s2[1].data.truncate(l / 2);
         assert!(decode::<f32>(&s2, dims).is_err());
+    }
+
+    /// GRIB-style packing: each slice `offset_s + k * 2^-e_s` with 16-bit `k`.
+    fn packed_per_slice(n_s: usize, n_r: usize, n_c: usize) -> Vec<f32> {
+        let mut v = Vec::new();
+        for s in 0..n_s {
+            let offset = 180.0 + 7.3 * s as f64;
+            let step = 1.0 / f64::from(1u32 << (8 + s % 3));
+            for i in 0..n_r {
+                for j in 0..n_c {
+                    let x = 20.0 * ((i as f64) * 0.13).sin() * ((j as f64) * 0.05).cos()
+                        + 30.0
+                        + s as f64;
+                    let k = ((x / step).round() as i64).clamp(0, 65535);
+                    v.push((offset + k as f64 * step) as f32);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn per_slice_grids_are_used_and_exact() {
+        let dims = BlockDims::new(4, 40, 60);
+        let v = packed_per_slice(4, 40, 60);
+        let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
+        let info = describe(&secs, dims, DType::F32).unwrap();
+        assert!(
+            info.notes.iter().any(|n| n.contains("one grid per slice")),
+            "{:?}",
+            info.notes
+        );
+        roundtrip(&v, dims);
+        // With holes (exceptions) in two slices.
+        let mut w = v.clone();
+        w[5] = f32::NAN;
+        w[3000] = f32::NAN;
+        roundtrip(&w, dims);
+    }
+
+    #[test]
+    fn corrupt_slice_grid_sections_never_panic() {
+        let dims = BlockDims::new(3, 24, 40);
+        let mut v = packed_per_slice(3, 24, 40);
+        v[7] = f32::NAN;
+        let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
+        let hdr = Header::parse::<f32>(&secs[0].data, dims).unwrap();
+        assert_eq!(hdr.slice_grids.len(), 3);
+        for si in 0..secs.len() {
+            let len = secs[si].data.len();
+            for cut in 0..len {
+                let mut s2 = secs.clone();
+                s2[si].data.truncate(cut);
+                let _ = decode::<f32>(&s2, dims);
+            }
+            for bit in 0..len * 8 {
+                let mut s2 = secs.clone();
+                s2[si].data[bit / 8] ^= 1 << (bit % 8);
+                let _ = decode::<f32>(&s2, dims);
+            }
+        }
+        // The header's slice count must match the block.
+        assert!(Header::parse::<f32>(&secs[0].data, BlockDims::new(2, 24, 60)).is_err());
     }
 
     #[test]
