@@ -190,8 +190,8 @@ pub fn list_folder(dir: &Path) -> Result<Vec<FileEntry>> {
         if !is_data {
             continue;
         }
-        let md = entry
-            .metadata()
+        // fs::metadata follows symlinks, so a folder of links to data files works.
+        let md = std::fs::metadata(entry.path())
             .with_context(|| format!("stat {}", entry.path().display()))?;
         if !md.is_file() {
             continue;

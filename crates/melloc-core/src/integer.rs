@@ -130,7 +130,7 @@ impl Integerisation {
         }
         match self {
             Integerisation::Grid { .. } => {
-                pred.round().clamp(-MAX_GRID_INDEX, MAX_GRID_INDEX) as i64
+                round_to_i64(pred.clamp(-MAX_GRID_INDEX, MAX_GRID_INDEX))
             }
             Integerisation::Ordered => {
                 let v = T::from_f64(pred);
@@ -565,15 +565,32 @@ fn decimal_snap(b: f64) -> Option<f64> {
     None
 }
 
+/// `x.round()` (ties away from zero) as an integer, for finite `|x| <= 2^52`, using only a
+/// truncating conversion and one subtraction. `f64::round` is a libm call on x86-64 without
+/// SSE4.1 and cost ~5% of encoding a dense field; this is exact and identical everywhere:
+/// `t = trunc(x)` and `x - t` are both exact for `|x| <= 2^52` (Sterbenz for `|x| >= 1`).
+#[inline]
+pub fn round_to_i64(x: f64) -> i64 {
+    let t = x as i64;
+    let frac = x - t as f64;
+    if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
+}
+
 /// Index of `v` on a grid (the nearest `k`), or `None` if out of the exact range.
 #[inline]
 fn grid_index(offset: f64, scale: f64, op: GridOp, v: f64) -> Option<i64> {
     let k = match op {
-        GridOp::Mul => ((v - offset) / scale).round(),
-        GridOp::Div => ((v - offset) * scale).round(),
+        GridOp::Mul => (v - offset) / scale,
+        GridOp::Div => (v - offset) * scale,
     };
     if k.is_finite() && k.abs() <= MAX_GRID_INDEX {
-        Some(k as i64)
+        Some(round_to_i64(k))
     } else {
         None
     }
@@ -823,6 +840,15 @@ mod tests {
         roundtrip::<f32>(&[]);
         roundtrip(&[1.0f32]);
         roundtrip(&[f64::NAN, 1.0, f64::INFINITY]);
+    }
+
+    proptest! {
+        #[test]
+        fn round_to_i64_matches_f64_round(x in -4.5e15f64..4.5e15, small in -10.0f64..10.0) {
+            for v in [x, small, small.trunc() + 0.5, small.trunc() - 0.5] {
+                prop_assert_eq!(round_to_i64(v), v.round() as i64, "{}", v);
+            }
+        }
     }
 
     #[test]
