@@ -20,3 +20,8 @@ pub use codec::{
 pub use config::{BackendSpec, CompressConfig, DecompressConfig, Preset, RouteSpec};
 pub use error::{FormatError, Result};
 pub use melloc_core::{DType, Float, Shape};
+
+/// The README's code blocks, compiled and run as doctests so the README cannot drift.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
