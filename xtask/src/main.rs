@@ -6,6 +6,9 @@
 //!   it uses `../shared/data` beside the repository. Other flags go to melloc-bench unchanged
 //!   (see `cargo run -p melloc-bench -- --help`).
 //! - `cargo xtask fetch-data [--dest DIR]`: downloads SDRBench CESM-ATM and Hurricane Isabel.
+//! - `cargo xtask fixtures`: writes the golden files of the current format version into
+//!   `crates/melloc-format/tests/golden/` (refuses to overwrite: golden files are never
+//!   regenerated).
 
 mod datasets;
 
@@ -19,7 +22,8 @@ const USAGE: &str = "usage:
   cargo xtask ci
   cargo xtask bench [--data DIR]... [--codecs LIST] [--out DIR] [--threads N] [--repeats N]
                     [--quick] [--features LIST] [melloc-bench flags...]
-  cargo xtask fetch-data [--dest DIR]";
+  cargo xtask fetch-data [--dest DIR]
+  cargo xtask fixtures";
 
 /// C-based peers, each its own melloc-bench feature (dropped one by one if its build fails).
 const C_PEER_FEATURES: &[&str] = &["fpzip", "zfp", "blosc", "xz"];
@@ -45,6 +49,7 @@ fn real_main() -> Result<ExitCode> {
         "ci" => ci(&args),
         "bench" => bench(&args),
         "fetch-data" => fetch_data(&args),
+        "fixtures" => fixtures(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -88,6 +93,30 @@ fn absolute(p: &str) -> Result<PathBuf> {
 
 // ---------------------------------------------------------------------------------------------
 // ci
+
+/// Writes the golden files of the current format version (the writer refuses to overwrite).
+fn fixtures(args: &[String]) -> Result<ExitCode> {
+    if !args.is_empty() {
+        bail!("`cargo xtask fixtures` takes no arguments");
+    }
+    let dir = repo_root().join("crates/melloc-format/tests/golden");
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "melloc-format",
+        "--example",
+        "write_golden",
+        "--",
+    ])
+    .arg(&dir);
+    Ok(if run_status(c, "write golden files")? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
 
 fn ci(args: &[String]) -> Result<ExitCode> {
     if !args.is_empty() {
