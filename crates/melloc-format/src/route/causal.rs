@@ -921,7 +921,8 @@ fn choose_lag(vals: &[f64], valid: &[bool], dims: BlockDims) -> usize {
     if max_lag <= 1 || slice == 0 {
         return 1;
     }
-    let step = (slice / 4096).max(1);
+    // About 4096 points per slice, and at most ~2^16 per lag over the whole block.
+    let step = (slice / 4096).max(slice * dims.n_slices / (1 << 16)).max(1);
     let mut best = (f64::INFINITY, 1usize);
     for lag in 1..=max_lag {
         let (mut sum, mut cnt) = (0.0f64, 0usize);
