@@ -1404,13 +1404,21 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
         }
     }
     let build = |r: &Recipe| r.build(values, &base_mask, zero_mask.as_deref(), dims);
-    // Which candidates to encode fully.
+    // Which candidates to encode fully. The last one estimated is kept (one full candidate
+    // alive at a time) and reused when it is the only one chosen: the palette, built last, is
+    // the usual winner on quantised fields (ERA-Interim u/v).
+    let mut kept: Option<(usize, Candidate)> = None;
     let chosen: Vec<usize> = match RowSample::for_dims(dims) {
         Some(sample) if recipes.len() > 1 => {
-            let est: Vec<f64> = recipes
-                .iter()
-                .map(|r| build(r).map_or(f64::INFINITY, |c| estimate::<T>(&c, dims, sample)))
-                .collect();
+            let mut est = Vec::with_capacity(recipes.len());
+            for (k, r) in recipes.iter().enumerate() {
+                kept = None;
+                est.push(build(r).map_or(f64::INFINITY, |c| {
+                    let e = estimate::<T>(&c, dims, sample);
+                    kept = Some((k, c));
+                    e
+                }));
+            }
             let best = est.iter().copied().fold(f64::INFINITY, f64::min);
             (0..recipes.len())
                 .filter(|&k| est[k] <= best * ESTIMATE_TOLERANCE)
@@ -1418,12 +1426,20 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
         }
         _ => (0..recipes.len()).collect(),
     };
+    if !matches!((&kept, chosen.as_slice()), (Some((k, _)), [c]) if k == c) {
+        kept = None;
+    }
     let mut best: Option<Vec<Section>> = None;
     for k in chosen {
-        let Some(c) = build(&recipes[k]) else {
-            continue;
+        let c = match kept.take() {
+            Some((_, c)) => c,
+            None => match build(&recipes[k]) {
+                Some(c) => c,
+                None => continue,
+            },
         };
         let secs = encode_integ::<T>(&c.integ, c.palette.as_deref(), &c.slice_grids, dims);
+        drop(c);
         if best
             .as_ref()
             .is_none_or(|b| total_len(&secs) < total_len(b))
