@@ -204,7 +204,8 @@ pub struct Integerized {
     pub kind: Integerisation,
     /// One integer per value; 0 at exception positions (routes must not rely on it there).
     pub ints: Vec<i64>,
-    /// Per-value ulp fix for grids (mostly 0); empty for `Ordered`.
+    /// Per-value ulp fix for grids; **empty when every fix is zero** (always for `Ordered`),
+    /// so a clean grid costs no memory here.
     pub fixes: Vec<i64>,
     /// `true` where the value is an exception.
     pub is_exception: Vec<bool>,
@@ -235,12 +236,16 @@ pub fn integerize<T: Float>(values: &[T]) -> Integerized {
 
 /// Integerises `values` with a given exception mask (same length as `values`).
 pub fn integerize_with_mask<T: Float>(values: &[T], is_exception: Vec<bool>) -> Integerized {
-    let exception_bits: Vec<u64> = values
-        .iter()
-        .zip(&is_exception)
-        .filter(|(_, &e)| e)
-        .map(|(v, _)| v.to_bits_u64())
-        .collect();
+    // Sized from the mask first so the vector never grows by doubling (peak memory).
+    let mut exception_bits: Vec<u64> =
+        Vec::with_capacity(is_exception.iter().filter(|&&e| e).count());
+    exception_bits.extend(
+        values
+            .iter()
+            .zip(&is_exception)
+            .filter(|(_, &e)| e)
+            .map(|(v, _)| v.to_bits_u64()),
+    );
     if let Some(kind) = detect_grid(values, &is_exception) {
         if let Some((ints, fixes)) = grid_ints(values, &is_exception, kind) {
             return Integerized {
@@ -528,7 +533,9 @@ pub fn detect_slice_grids<T: Float>(
             continue;
         }
         let kind = detect_grid(vals, mask)?;
-        grid_ints(vals, mask, kind)?;
+        if !grid_fits(vals, mask, kind) {
+            return None;
+        }
         kinds.push(kind);
     }
     if kinds.windows(2).all(|w| w[0] == w[1]) {
@@ -618,40 +625,69 @@ fn count_fixes<T: Float>(sample: &[f64], kind: Integerisation) -> Option<usize> 
 }
 
 /// Grid indices and ulp fixes of every non-exception value; `None` if some value does not fit
-/// within the small fix range or too many need a fix.
+/// within the small fix range or too many need a fix. The fixes vector is empty when every
+/// fix is zero (it is allocated at the first non-zero fix).
 pub fn grid_ints<T: Float>(
     values: &[T],
     is_exception: &[bool],
     kind: Integerisation,
 ) -> Option<(Vec<i64>, Vec<i64>)> {
-    let Integerisation::Grid { offset, scale, op } = kind else {
-        return None;
-    };
     let mut ints = Vec::with_capacity(values.len());
-    let mut fixes = Vec::with_capacity(values.len());
+    let mut fixes: Vec<i64> = Vec::new();
+    let mut have_fixes = false;
     let mut n_fix = 0usize;
-    for (&v, &e) in values.iter().zip(is_exception) {
-        if e {
-            ints.push(0);
-            fixes.push(0);
-            continue;
-        }
-        let k = grid_index(offset, scale, op, v.to_f64())?;
-        let rebuilt = T::from_f64(Integerisation::grid_value(offset, scale, op, k));
-        let fix = to_signed_ordered(v).wrapping_sub(to_signed_ordered(rebuilt));
+    for (i, (&v, &e)) in values.iter().zip(is_exception).enumerate() {
+        let (k, fix) = if e { (0, 0) } else { grid_point(v, kind)? };
         if fix != 0 {
-            if fix.unsigned_abs() > 4 {
-                return None;
-            }
             n_fix += 1;
+            if !have_fixes {
+                have_fixes = true;
+                fixes = Vec::with_capacity(values.len());
+                fixes.resize(i, 0);
+            }
         }
         ints.push(k);
-        fixes.push(fix);
+        if have_fixes {
+            fixes.push(fix);
+        }
     }
     if (n_fix as f64) > MAX_FIX_FRACTION * values.len().max(1) as f64 {
         return None;
     }
     Some((ints, fixes))
+}
+
+/// Whether every non-exception value fits `kind` under the rules of [`grid_ints`], without
+/// allocating (used to screen per-slice grids).
+pub fn grid_fits<T: Float>(values: &[T], is_exception: &[bool], kind: Integerisation) -> bool {
+    let mut n_fix = 0usize;
+    for (&v, &e) in values.iter().zip(is_exception) {
+        if e {
+            continue;
+        }
+        match grid_point(v, kind) {
+            Some((_, 0)) => {}
+            Some(_) => n_fix += 1,
+            None => return false,
+        }
+    }
+    (n_fix as f64) <= MAX_FIX_FRACTION * values.len().max(1) as f64
+}
+
+/// Index and ulp fix of one value on a grid; `None` when it is off by more than 4 ulp or out of
+/// the exact index range (or `kind` is not a grid).
+#[inline]
+fn grid_point<T: Float>(v: T, kind: Integerisation) -> Option<(i64, i64)> {
+    let Integerisation::Grid { offset, scale, op } = kind else {
+        return None;
+    };
+    let k = grid_index(offset, scale, op, v.to_f64())?;
+    let rebuilt = T::from_f64(Integerisation::grid_value(offset, scale, op, k));
+    let fix = to_signed_ordered(v).wrapping_sub(to_signed_ordered(rebuilt));
+    if fix.unsigned_abs() > 4 {
+        return None;
+    }
+    Some((k, fix))
 }
 
 #[cfg(test)]
