@@ -12,7 +12,7 @@
 pub struct Remote {
     /// Folder name under `--dest` (and dataset name in the bench tables).
     pub name: &'static str,
-    /// Archive URL (SDRBench, https://sdrbench.github.io/).
+    /// Archive URL (SDRBench, <https://sdrbench.github.io/>).
     pub url: &'static str,
     /// sha256 of the archive, when known from an earlier download.
     pub sha256: Option<&'static str>,

@@ -12,6 +12,8 @@
 //! melloc -d TS_100_64_128.f32.mlc -o ts.npy
 //! melloc info TS_100_64_128.f32.mlc
 //! ```
+// Doc comments here are clap help texts (`NAME_d0_d1[_d2].f32` must print as is), not rustdoc.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod cli;
 mod cmd;

@@ -14,7 +14,7 @@
 //!    wins. Candidates span from "all of `f` rounds to 0" (`e` above `log2 max|f|`) down to a
 //!    step 64x finer than the domain's resolution; a coarse grid over that range (3 / 5 / 16
 //!    points at effort 0-2 / 3-6 / 7-9) is refined around the best by halving. Candidates are
-//!    solved with the encoder-only RustFFT estimate solve and sized by [`estimate_bits`] (the
+//!    solved with the encoder-only RustFFT estimate solve and sized by `estimate_bits` (the
 //!    static entropy of the coder's own length contexts, on a row-band sample of large
 //!    slices) instead of a real encode; the chosen `e` is then solved deterministically, and
 //!    the coding of each stream is chosen by measured size (see 6.).
@@ -53,7 +53,7 @@
 //! A **field stream** starts with a `u8` coding: 0 = the values (after the mode's difference)
 //! as zigzag LEB128 varints; 1 = `varint L`, `L` bytes of range coder output
 //! ([`crate::entropy::RangeEncoder`]), then the raw-bit stream ([`crate::entropy::BitWriter`])
-//! to the end of the section, modelled as in step 6 ([`code_field`] is the normative
+//! to the end of the section, modelled as in step 6 (`code_field` is the normative
 //! definition: contexts, length coding, `MANT_ADAPTIVE_BITS` adaptive mantissa bits). The
 //! range decoder and bit reader must not read past their parts.
 //!
@@ -569,7 +569,7 @@ fn check_dims(dims: BlockDims) -> Result<usize> {
 const SAMPLE_BAND_ROWS: usize = 8;
 const SAMPLE_TARGET: usize = 1 << 16;
 
-/// Estimated coded bits of `vals` (a field as [`code_field`] would code it with `mode`):
+/// Estimated coded bits of `vals` (a field as `code_field` would code it with `mode`):
 /// static entropy of the bit length given the same neighbour context as the coder, plus sign
 /// and mantissa bits. Fields larger than `SAMPLE_TARGET` are estimated on bands of
 /// `SAMPLE_BAND_ROWS` rows (each band's first row has no row above) and scaled up.
