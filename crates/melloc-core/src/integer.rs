@@ -247,7 +247,7 @@ pub fn integerize_with_mask<T: Float>(values: &[T], is_exception: Vec<bool>) -> 
             .map(|(v, _)| v.to_bits_u64()),
     );
     if let Some(kind) = detect_grid(values, &is_exception) {
-        if let Some((ints, fixes)) = grid_ints(values, &is_exception, kind) {
+        if let Some((ints, fixes)) = grid_ints_sparse(values, &is_exception, kind) {
             return Integerized {
                 kind,
                 ints,
@@ -624,10 +624,23 @@ fn count_fixes<T: Float>(sample: &[f64], kind: Integerisation) -> Option<usize> 
     Some(n)
 }
 
-/// Grid indices and ulp fixes of every non-exception value; `None` if some value does not fit
-/// within the small fix range or too many need a fix. The fixes vector is empty when every
-/// fix is zero (it is allocated at the first non-zero fix).
+/// Grid indices and ulp fixes of every non-exception value (both of `values.len()`, exceptions
+/// get 0); `None` if some value does not fit within the small fix range or too many need a fix.
 pub fn grid_ints<T: Float>(
+    values: &[T],
+    is_exception: &[bool],
+    kind: Integerisation,
+) -> Option<(Vec<i64>, Vec<i64>)> {
+    let (ints, mut fixes) = grid_ints_sparse(values, is_exception, kind)?;
+    if fixes.is_empty() {
+        fixes = vec![0; ints.len()];
+    }
+    Some((ints, fixes))
+}
+
+/// [`grid_ints`], except that the fixes vector is left empty when every fix is zero (it is
+/// allocated at the first non-zero fix): saves 8 bytes per value on clean grids.
+fn grid_ints_sparse<T: Float>(
     values: &[T],
     is_exception: &[bool],
     kind: Integerisation,
