@@ -9,7 +9,7 @@
 //! 2. A causal [`Stencil`] (W, N, NW, NE, WW, NN, ... and, for 3-D blocks, the previous slice's
 //!    P, PW, PN, PE, PS, PNW, PNE, PSW, PSE: [`melloc_core::predict::TAPS_PREV`]) is fitted by
 //!    least squares (the full set reweighted per slice,
-//!    [`fit_weights_reweighted`](melloc_core::predict::fit_weights_reweighted)) on the *domain values* (grid index; the float value for ordered
+//!    [`melloc_core::predict::fit_weights_reweighted`]) on the *domain values* (grid index; the float value for ordered
 //!    bits and palettes; the grid's physical value `offset_s + k * step_s` for per-slice grids,
 //!    mapped back to an index of the slice's grid by rounding `(pred - offset_s) / step_s`),
 //!    the weights stored as `f32`. The decoder recomputes every prediction from decoded values
@@ -1364,7 +1364,7 @@ impl Recipe {
 /// exceptions when they are frequent; a palette of each when values are few. With more than
 /// one candidate, each is encoded on a sample of rows (`RowSample`, about 1/8) and only the
 /// best (and any within 3% of it) is encoded fully; the smallest full encoding is kept.
-/// Candidates are built one at a time ([`Recipe`]); a sampled one is built again when chosen.
+/// Candidates are built one at a time (`Recipe`); a sampled one is built again when chosen.
 ///
 /// Measured against encoding every candidate fully (all 40 files): the same ratio on every
 /// file (aggregate 5.585, geomean 3.897); encode of the multi-candidate files 1.2-2x faster
