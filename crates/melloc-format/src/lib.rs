@@ -4,6 +4,7 @@
 //! and the end-to-end `compress` / `decompress`.
 #![forbid(unsafe_code)]
 
+pub mod array;
 pub mod backend;
 pub mod codec;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod route;
 pub mod section;
 pub mod wire;
 
+pub use array::{compress_array, decompress_array};
 pub use codec::{
     compress, compress_bytes, decompress_bytes, inspect, ChunkInfo, Decoded, FileInfo, SectionInfo,
 };
