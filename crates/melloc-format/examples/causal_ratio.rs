@@ -11,7 +11,8 @@
 //! Sizes count every section's bytes plus 16 bytes per section for the container's framing.
 //! Peer sizes come from the `xz` and `zstd` binaries, cached in `/tmp/melloc_peers.txt`.
 //! `MELLOC_REPEATS=N` times every chunk N times and keeps the fastest; `MELLOC_CPU_TIME=1`
-//! times on-CPU time of the thread instead of wall time (both for shared machines).
+//! times on-CPU time of the thread instead of wall time (both for shared machines), and then
+//! keeps the mean of the N runs (the CPU clock advances in scheduler ticks, see `Times`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -80,6 +81,32 @@ impl Clock {
     }
 }
 
+/// The timings of the repeats of one chunk: the fastest wall time, or with `MELLOC_CPU_TIME`
+/// the mean CPU time. The kernel updates the thread's schedstat at scheduler ticks (~4 ms),
+/// so a single reading is quantised to ticks and the fastest of several is biased low (a
+/// chunk shorter than a tick read as 0 s, "inf" MB/s); the sum over repeats is not.
+#[derive(Default)]
+struct Times {
+    min: Option<f64>,
+    sum: f64,
+    n: usize,
+}
+
+impl Times {
+    fn add(&mut self, t: f64) {
+        self.min = Some(self.min.map_or(t, |m| m.min(t)));
+        self.sum += t;
+        self.n += 1;
+    }
+    fn result(&self) -> f64 {
+        if std::env::var_os("MELLOC_CPU_TIME").is_some() {
+            self.sum / self.n.max(1) as f64
+        } else {
+            self.min.unwrap_or(0.0)
+        }
+    }
+}
+
 struct Outcome {
     out_bytes: usize,
     enc_s: f64,
@@ -121,15 +148,15 @@ fn run<T: Float>(bytes: &[u8], dims: &[usize], chunk_bytes: usize) -> Result<Out
         let u = per_chunk.min(n_units - u0);
         let block = &values[u0 * unit_len..(u0 + u) * unit_len];
         let bd = mk(u);
-        // Timings are the fastest of `MELLOC_REPEATS` runs (default 1): the machine is shared.
-        let mut best = f64::INFINITY;
+        // Timings over `MELLOC_REPEATS` runs (default 1): the machine is shared.
+        let mut times = Times::default();
         let mut secs = Vec::new();
         for _ in 0..repeats {
             let t = Clock::start();
             secs = causal::encode(block, bd, &cfg).map_err(|e| e.to_string())?;
-            best = best.min(t.elapsed());
+            times.add(t.elapsed());
         }
-        out.enc_s += best;
+        out.enc_s += times.result();
         if u0 == 0 && std::env::var_os("MELLOC_VERBOSE").is_some() {
             if let Ok(info) = causal::describe(&secs, bd, T::DTYPE) {
                 eprintln!("  {} | {}", info.integerisation, info.notes.join(" | "));
@@ -141,14 +168,14 @@ fn run<T: Float>(bytes: &[u8], dims: &[usize], chunk_bytes: usize) -> Result<Out
             .iter()
             .map(|s| s.data.len() + SECTION_OVERHEAD)
             .sum::<usize>();
-        let mut best = f64::INFINITY;
+        let mut times = Times::default();
         let mut back: Vec<T> = Vec::new();
         for _ in 0..repeats {
             let t = Clock::start();
             back = causal::decode(&secs, bd).map_err(|e| e.to_string())?;
-            best = best.min(t.elapsed());
+            times.add(t.elapsed());
         }
-        out.dec_s += best;
+        out.dec_s += times.result();
         if back.len() != block.len()
             || back
                 .iter()

