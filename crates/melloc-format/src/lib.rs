@@ -11,6 +11,7 @@ pub mod config;
 pub mod container;
 pub mod entropy;
 pub mod error;
+mod residual;
 pub mod route;
 pub mod section;
 pub mod wire;

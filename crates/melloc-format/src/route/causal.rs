@@ -54,6 +54,7 @@ use melloc_core::{BlockDims, DType, Float};
 use super::{RouteConfig, RouteInfo};
 use crate::entropy::{BitReader, BitWriter, RangeDecoder, RangeEncoder, PROB_INIT};
 use crate::error::{corrupt, FormatError, Result};
+use crate::residual::{code_signed, BitIo, LenModels, N_CTX};
 use crate::section::{expect_section, Section};
 
 const KIND_HEADER: u8 = 0;
@@ -70,12 +71,6 @@ const FLAG_DIV: u8 = 8;
 const FLAG_PALETTE: u8 = 16;
 const FLAG_SLICE_GRIDS: u8 = 32;
 
-/// Mantissa bits below the leading one coded adaptively; the rest go raw.
-const MANT_ADAPTIVE_BITS: u32 = 2;
-/// Residual-magnitude contexts.
-const N_CTX: usize = 129;
-/// Adaptive unary steps of the bit-length code before its escape tree.
-const LEN_STEPS: usize = 6;
 /// Points sampled per least-squares fit.
 const FIT_SAMPLES: usize = 1 << 17;
 /// Reweighting passes of the full-set fit (U-dc: 0 -> 1.858, 2 -> 2.240, 4 -> 2.314,
@@ -394,12 +389,9 @@ impl<'a> Cursor<'a> {
 /// One interface over the encoder and the decoder, so the modelling loop is written once and
 /// the decoder mirrors the encoder by construction. The encoder codes and returns the value it
 /// is given; the decoder ignores it and returns what it decodes.
-trait BitIo {
+trait Io: BitIo {
     /// `true` for the decoder: only it fills the output planes (the encoder has the values).
     const DECODES: bool;
-    fn bit(&mut self, p: &mut u16, bit: bool) -> bool;
-    fn tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) -> u32;
-    fn raw(&mut self, value: u64, n_bits: u32) -> u64;
 }
 
 struct Enc {
@@ -407,8 +399,11 @@ struct Enc {
     raw: BitWriter,
 }
 
-impl BitIo for Enc {
+impl Io for Enc {
     const DECODES: bool = false;
+}
+
+impl BitIo for Enc {
     #[inline]
     fn bit(&mut self, p: &mut u16, bit: bool) -> bool {
         self.rc.encode_bit(p, bit);
@@ -433,8 +428,11 @@ struct Dec<'a, const DENSE: bool> {
     raw: BitReader<'a>,
 }
 
-impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
+impl<const DENSE: bool> Io for Dec<'_, DENSE> {
     const DECODES: bool = true;
+}
+
+impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
     #[inline]
     fn bit(&mut self, p: &mut u16, _bit: bool) -> bool {
         if DENSE {
@@ -459,12 +457,7 @@ impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
 
 /// Adaptive probabilities of one block.
 struct Models {
-    len_eq: Vec<u16>,
-    len_up: Vec<u16>,
-    len_step: Vec<u16>,
-    len_esc: Vec<u16>,
-    sign: [u16; 9],
-    mant: Vec<u16>,
+    res: LenModels,
     mask: [u16; 32],
     exc: Vec<u16>,
     fix_nz: Vec<u16>,
@@ -476,12 +469,7 @@ struct Models {
 impl Models {
     fn new(has_exceptions: bool, has_fixes: bool) -> Self {
         Self {
-            len_eq: vec![PROB_INIT; N_CTX],
-            len_up: vec![PROB_INIT; N_CTX],
-            len_step: vec![PROB_INIT; N_CTX * 2 * LEN_STEPS],
-            len_esc: vec![PROB_INIT; 64],
-            sign: [PROB_INIT; 9],
-            mant: vec![PROB_INIT; 65 << MANT_ADAPTIVE_BITS],
+            res: LenModels::new(),
             mask: [PROB_INIT; 32],
             exc: if has_exceptions {
                 vec![PROB_INIT; 32 * 256]
@@ -502,92 +490,6 @@ impl Models {
             copy: PROB_INIT,
         }
     }
-}
-
-/// Codes the bit length `n` (0..=64, 0 for a zero residual) around the length `e` the context
-/// expects: "n == e", then the direction, then the distance in unary (`LEN_STEPS` adaptive
-/// steps, then a 6-bit tree). Decisions that have one possible outcome are not coded. A
-/// decoded value is always in 0..=64.
-///
-/// Why not a plain 6-bit tree per context (the first version): ~3 decisions instead of 7 per
-/// value for the same model power; a binary decoder pays per decision.
-#[inline(always)]
-fn code_len<IO: BitIo>(io: &mut IO, m: &mut Models, ctx: usize, n: u32) -> u32 {
-    let e = (ctx as u32).div_ceil(2).min(64);
-    if !io.bit(&mut m.len_eq[ctx], n != e) {
-        return e;
-    }
-    let up = if e == 0 {
-        true
-    } else if e == 64 {
-        false
-    } else {
-        io.bit(&mut m.len_up[ctx], n > e)
-    };
-    // Largest possible distance, >= 1; the coded distance is `d + 1`.
-    let room = if up { 64 - e } else { e };
-    let want = if up {
-        n.wrapping_sub(e)
-    } else {
-        e.wrapping_sub(n)
-    }
-    .wrapping_sub(1);
-    let base = (ctx * 2 + usize::from(up)) * LEN_STEPS;
-    let mut d = 0u32;
-    loop {
-        if d + 1 >= room {
-            break;
-        }
-        if d as usize >= LEN_STEPS {
-            let v = io.tree(&mut m.len_esc, 6, want.wrapping_sub(d));
-            d = (d + v).min(room - 1);
-            break;
-        }
-        if !io.bit(&mut m.len_step[base + d as usize], want != d) {
-            break;
-        }
-        d += 1;
-    }
-    if up {
-        e + d + 1
-    } else {
-        e - d - 1
-    }
-}
-
-/// Codes a signed residual; returns it and its context byte (bit length, sign in bit 7).
-#[inline(always)]
-fn code_residual<IO: BitIo>(
-    io: &mut IO,
-    m: &mut Models,
-    ctx: usize,
-    sctx: usize,
-    r: i64,
-) -> (i64, u8) {
-    let mag = r.unsigned_abs();
-    let n = code_len(io, m, ctx, 64 - mag.leading_zeros());
-    if n == 0 {
-        return (0, 0);
-    }
-    let neg = io.bit(&mut m.sign[sctx], r < 0);
-    let rest = n - 1;
-    let a = rest.min(MANT_ADAPTIVE_BITS);
-    let low = rest - a;
-    let mbase = (n as usize) << MANT_ADAPTIVE_BITS;
-    let top = io.tree(
-        &mut m.mant[mbase..mbase + (1 << MANT_ADAPTIVE_BITS)],
-        a,
-        ((mag >> low) & ((1u64 << a) - 1)) as u32,
-    );
-    let low_mask = if low == 0 { 0 } else { u64::MAX >> (64 - low) };
-    let lowbits = io.raw(mag & low_mask, low);
-    let mag = (1u64 << rest) | (u64::from(top) << low) | lowbits;
-    let r = if neg {
-        (mag as i64).wrapping_neg()
-    } else {
-        mag as i64
-    };
-    (r, (n as u8) | if neg { 0x80 } else { 0 })
 }
 
 /// Codes an ulp fix (mostly 0, else +-1..4) under a context of the grid index.
@@ -617,7 +519,7 @@ fn code_fix<IO: BitIo>(io: &mut IO, m: &mut Models, k: i64, fix: i64) -> i64 {
 
 /// What the decoder rebuilds: the values themselves, restored as they are decoded (no
 /// integer, fix or mask planes: 4-8 bytes per value instead of ~25). The encoder passes an
-/// empty one and never fills it (`BitIo::DECODES`).
+/// empty one and never fills it (`Io::DECODES`).
 struct Planes<T> {
     values: Vec<T>,
     /// A decoded palette index was out of range (corrupt input).
@@ -626,7 +528,7 @@ struct Planes<T> {
 
 /// The modelling loop shared by encoder and decoder. With `src = Some(..)` it encodes those
 /// integers; with `None` it decodes into `out`.
-fn run<T: Float, IO: BitIo>(
+fn run<T: Float, IO: Io>(
     io: &mut IO,
     hdr: &Header,
     dims: BlockDims,
@@ -658,7 +560,7 @@ fn run<T: Float, IO: BitIo>(
             let want = src_pal.get(p).map_or(0, |&b| {
                 T::from_bits_u64(b).to_ordered().wrapping_sub(prev) as i64
             });
-            let (d, b) = code_residual(io, &mut pm, ctx, 0, want);
+            let (d, b) = code_signed(io, &mut pm.res, ctx, 0, want);
             prev = prev.wrapping_add(d as u64);
             palette_bits.push(T::from_ordered(prev).to_bits_u64());
             // Context = twice the previous delta's bit length (what the value loop uses).
@@ -866,7 +768,7 @@ fn run<T: Float, IO: BitIo>(
                 }
                 let pi = kind.int_of_prediction::<T>(pred);
                 let r = src.map_or(0, |s| s.ints.get(idx).wrapping_sub(pi));
-                let (r, b) = code_residual(io, &mut m, ctx, sctx, r);
+                let (r, b) = code_signed(io, &mut m.res, ctx, sctx, r);
                 let k = pi.wrapping_add(r);
                 vals[idx] = kind.domain_value::<T>(k);
                 bl[idx] = b;
@@ -1104,7 +1006,7 @@ fn encode_integ<T: Float>(
         rc: RangeEncoder::new(),
         raw: BitWriter::new(),
     };
-    // The encoder fills no planes (`BitIo::DECODES`).
+    // The encoder fills no planes (`Io::DECODES`).
     let mut planes = Planes {
         values: Vec::new(),
         bad_index: false,
@@ -1418,7 +1320,7 @@ fn palette_cost<T: Float>(palette: &[u64]) -> usize {
     let mut ctx = 0usize;
     for &b in palette {
         let o = T::from_bits_u64(b).to_ordered();
-        let (_, bl) = code_residual(&mut io, &mut pm, ctx, 0, o.wrapping_sub(prev) as i64);
+        let (_, bl) = code_signed(&mut io, &mut pm.res, ctx, 0, o.wrapping_sub(prev) as i64);
         prev = o;
         ctx = 2 * usize::from(bl & 127);
     }
