@@ -148,3 +148,50 @@ pub(crate) fn code_signed<IO: BitIo>(
     };
     (v, (n as u8) | if neg { 0x80 } else { 0 })
 }
+
+/// The context bytes (bit length, sign in bit 7) of the W, N, NW and NE neighbours of point
+/// `(i, j)` (flat index `idx`) in a plane of `n_cols` columns; a neighbour outside the plane takes
+/// the value of the nearest one present (W, else N, else 0).
+#[inline(always)]
+pub(crate) fn neighbour_bytes(
+    bl: &[u8],
+    idx: usize,
+    i: usize,
+    j: usize,
+    n_cols: usize,
+) -> (u8, u8, u8, u8) {
+    if i > 0 && j > 0 && j + 1 < n_cols {
+        (
+            bl[idx - 1],
+            bl[idx - n_cols],
+            bl[idx - n_cols - 1],
+            bl[idx - n_cols + 1],
+        )
+    } else {
+        let w = if j > 0 { Some(bl[idx - 1]) } else { None };
+        let n = if i > 0 { Some(bl[idx - n_cols]) } else { None };
+        let any = w.or(n).unwrap_or(0);
+        let nw = if i > 0 && j > 0 {
+            bl[idx - n_cols - 1]
+        } else {
+            any
+        };
+        let ne = if i > 0 && j + 1 < n_cols {
+            bl[idx - n_cols + 1]
+        } else {
+            any
+        };
+        (w.unwrap_or(any), n.unwrap_or(any), nw, ne)
+    }
+}
+
+/// The length context of a point from its neighbours' context bytes: twice the weighted mean
+/// bit length (W and N count double), capped at `N_CTX - 1`.
+#[inline(always)]
+pub(crate) fn length_context(bw: u8, bn: u8, bnw: u8, bne: u8) -> usize {
+    let sum = 2 * usize::from(bw & 127)
+        + 2 * usize::from(bn & 127)
+        + usize::from(bnw & 127)
+        + usize::from(bne & 127);
+    (sum / 3).min(N_CTX - 1)
+}

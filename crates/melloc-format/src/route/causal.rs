@@ -54,7 +54,7 @@ use melloc_core::{BlockDims, DType, Float};
 use super::{RouteConfig, RouteInfo};
 use crate::entropy::{BitReader, BitWriter, RangeDecoder, RangeEncoder, PROB_INIT};
 use crate::error::{corrupt, FormatError, Result};
-use crate::residual::{code_signed, BitIo, LenModels, N_CTX};
+use crate::residual::{code_signed, length_context, neighbour_bytes, BitIo, LenModels};
 use crate::section::{expect_section, Section};
 
 const KIND_HEADER: u8 = 0;
@@ -685,34 +685,8 @@ fn run<T: Float, IO: Io>(
                     )
                 };
                 // Neighbour context bytes (W, N, NW, NE); out-of-range -> the nearest present.
-                let (bw, bn, bnw, bne) = if i > 0 && j > 0 && j + 1 < n_cols {
-                    (
-                        bl[idx - 1],
-                        bl[idx - n_cols],
-                        bl[idx - n_cols - 1],
-                        bl[idx - n_cols + 1],
-                    )
-                } else {
-                    let w_ = if j > 0 { Some(bl[idx - 1]) } else { None };
-                    let n_ = if i > 0 { Some(bl[idx - n_cols]) } else { None };
-                    let any = w_.or(n_).unwrap_or(0);
-                    let nw = if i > 0 && j > 0 {
-                        bl[idx - n_cols - 1]
-                    } else {
-                        any
-                    };
-                    let ne = if i > 0 && j + 1 < n_cols {
-                        bl[idx - n_cols + 1]
-                    } else {
-                        any
-                    };
-                    (w_.unwrap_or(any), n_.unwrap_or(any), nw, ne)
-                };
-                let sum = 2 * usize::from(bw & 127)
-                    + 2 * usize::from(bn & 127)
-                    + usize::from(bnw & 127)
-                    + usize::from(bne & 127);
-                let ctx = (sum / 3).min(N_CTX - 1);
+                let (bw, bn, bnw, bne) = neighbour_bytes(&bl, idx, i, j, n_cols);
+                let ctx = length_context(bw, bn, bnw, bne);
                 // 0 for a zero residual, 1 positive, 2 negative; branch-free (neighbour signs
                 // are close to random, a branch on them mispredicts).
                 let sgn = |b: u8| -> usize { usize::from(b != 0) + usize::from(b >> 7) };

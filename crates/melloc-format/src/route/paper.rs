@@ -69,7 +69,9 @@ use melloc_solver::PeriodicSolver;
 use super::{RouteConfig, RouteInfo, SliceInfo};
 use crate::entropy::{BitReader, BitWriter, RangeDecoder, RangeEncoder};
 use crate::error::{corrupt, FormatError, Result};
-use crate::residual::{code_signed as code_value, BitIo, LenModels, N_CTX};
+use crate::residual::{
+    code_signed as code_value, length_context, neighbour_bytes, BitIo, LenModels,
+};
 use crate::section::{expect_section, Section};
 
 const KIND_PARAMS: u8 = 0;
@@ -300,34 +302,8 @@ fn code_field<IO: BitIo>(
                 bl[p] = 0;
                 continue;
             }
-            let (bw, bn, bnw, bne) = if i > 0 && j > 0 && j + 1 < n_cols {
-                (
-                    bl[p - 1],
-                    bl[p - n_cols],
-                    bl[p - n_cols - 1],
-                    bl[p - n_cols + 1],
-                )
-            } else {
-                let w = if j > 0 { Some(bl[p - 1]) } else { None };
-                let n = if i > 0 { Some(bl[p - n_cols]) } else { None };
-                let any = w.or(n).unwrap_or(0);
-                let nw = if i > 0 && j > 0 {
-                    bl[p - n_cols - 1]
-                } else {
-                    any
-                };
-                let ne = if i > 0 && j + 1 < n_cols {
-                    bl[p - n_cols + 1]
-                } else {
-                    any
-                };
-                (w.unwrap_or(any), n.unwrap_or(any), nw, ne)
-            };
-            let sum = 2 * usize::from(bw & 127)
-                + 2 * usize::from(bn & 127)
-                + usize::from(bnw & 127)
-                + usize::from(bne & 127);
-            let ctx = (sum / 3).min(N_CTX - 1);
+            let (bw, bn, bnw, bne) = neighbour_bytes(bl, p, i, j, n_cols);
+            let ctx = length_context(bw, bn, bnw, bne);
             let sctx = sign_class(bw) * 3 + sign_class(bn);
             let pred = if mode == MODE_LORENZO {
                 let up = if i > 0 { vals[p - n_cols] } else { 0 };
