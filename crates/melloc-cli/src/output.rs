@@ -19,6 +19,18 @@ pub enum Dest {
 }
 
 impl Dest {
+    /// The destination the flags fix on their own (`-c`, `-o FILE`, or stdin in -> stdout out),
+    /// or `None` when it is derived from the input's name.
+    pub fn explicit(out: &crate::cli::OutputArgs, input: &Path) -> Option<Self> {
+        if out.stdout {
+            return Some(Self::Stdout);
+        }
+        if let Some(o) = &out.output {
+            return Some(Self::from_path(o));
+        }
+        is_dash(input).then_some(Self::Stdout)
+    }
+
     /// `-` is stdout, anything else a file.
     pub fn from_path(path: &Path) -> Self {
         if is_dash(path) {

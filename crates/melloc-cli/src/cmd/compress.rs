@@ -38,14 +38,8 @@ pub fn config(args: &CompressArgs, g: &GlobalArgs) -> Result<CompressConfig> {
 
 /// `X` -> `X.mlc`; stdin -> stdout; `-c` / `-o` as given.
 fn dest_for(input: &Path, args: &CompressArgs) -> Result<Dest> {
-    if args.out.stdout {
-        return Ok(Dest::Stdout);
-    }
-    if let Some(o) = &args.out.output {
-        return Ok(Dest::from_path(o));
-    }
-    if is_dash(input) {
-        return Ok(Dest::Stdout);
+    if let Some(dest) = Dest::explicit(&args.out, input) {
+        return Ok(dest);
     }
     if input.to_string_lossy().ends_with(SUFFIX) && !args.out.force {
         bail!(

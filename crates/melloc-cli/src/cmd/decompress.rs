@@ -24,14 +24,8 @@ pub fn config(memory_limit_mb: Option<u64>, g: &GlobalArgs) -> DecompressConfig 
 
 /// `X.mlc` -> `X` (`X.npy` with `--npy`); stdin -> stdout; `-c` / `-o` as given.
 fn dest_for(input: &Path, args: &DecompressArgs) -> Result<Dest> {
-    if args.out.stdout {
-        return Ok(Dest::Stdout);
-    }
-    if let Some(o) = &args.out.output {
-        return Ok(Dest::from_path(o));
-    }
-    if is_dash(input) {
-        return Ok(Dest::Stdout);
+    if let Some(dest) = Dest::explicit(&args.out, input) {
+        return Ok(dest);
     }
     let s = input.to_string_lossy();
     let Some(stem) = s
