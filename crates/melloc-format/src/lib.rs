@@ -2,7 +2,9 @@
 //!
 //! The melloc container (versioned, chunked, checksummed), the byte back ends (zstd, lz4, none)
 //! and the end-to-end `compress` / `decompress`.
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: the causal route's interior predictor reads taps unchecked, behind a
+// per-row bound and a `// SAFETY:` proof (a measured 6% of decoding). Nothing else may.
+#![deny(unsafe_code)]
 
 pub mod array;
 pub mod backend;
