@@ -857,8 +857,8 @@ fn interior<const N: usize>(
     let x = |k: usize| unsafe { *vals.get_unchecked(idx - back[k]) };
     let r = x(1);
     let mut acc = 0.0f64;
-    for k in 2..N {
-        acc += wk[k] * (x(k) - r);
+    for (k, &w) in wk.iter().enumerate().take(N).skip(2) {
+        acc += w * (x(k) - r);
     }
     r + (acc + c0 * (x(0) - r))
 }
