@@ -1,4 +1,4 @@
-//! The container: preamble, header, chunk table and chunks (format 1.0, see `docs/format.md`).
+//! The container: preamble, header, chunk table and chunks (format 1.x, see `docs/format.md`).
 //!
 //! Every structure read here comes from untrusted bytes. Each read is bounds-checked, every
 //! declared count is checked against the remaining input (and the memory limit) before anything
@@ -610,7 +610,7 @@ mod tests {
         let chunking = Chunking::for_target(shape.slices(), 100);
         let n = chunking.n_chunks(shape.slices());
         let h = Header {
-            minor: 0,
+            minor: wire::MINOR,
             dtype: DType::F32,
             shape: shape.clone(),
             chunking,
