@@ -105,10 +105,10 @@ impl RangeEncoder {
     pub fn encode_bit(&mut self, p: &mut u16, bit: bool) {
         let pv = u32::from(*p);
         let bound = (self.range >> 16) * pv;
-        let mask = 0u32.wrapping_sub(u32::from(bit));
-        self.low += u64::from(bound & mask);
-        self.range = (bound & !mask) | (self.range.wrapping_sub(bound) & mask);
-        *p = adapt(pv, mask);
+        let range_one = self.range.wrapping_sub(bound);
+        self.low += u64::from(if bit { bound } else { 0 });
+        self.range = if bit { range_one } else { bound };
+        *p = adapt(pv, 0u32.wrapping_sub(u32::from(bit)));
         if self.range < TOP {
             self.normalize();
         }
@@ -118,6 +118,21 @@ impl RangeEncoder {
     /// probabilities `probs` (length at least `1 << n_bits`).
     #[inline]
     pub fn encode_tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) {
+        // Two-level trees over four probabilities (the residual mantissa trees): unrolled,
+        // the same decisions as the loop below (see `RangeDecoder::tree_with`).
+        if let Ok(p4) = <&mut [u16; 4]>::try_from(&mut *probs) {
+            match n_bits {
+                0 => return,
+                1 => return self.encode_bit(&mut p4[1], value & 1 != 0),
+                2 => {
+                    let hi = (value >> 1) & 1;
+                    self.encode_bit(&mut p4[1], hi != 0);
+                    self.encode_bit(&mut p4[2 + hi as usize], value & 1 != 0);
+                    return;
+                }
+                _ => {}
+            }
+        }
         let mut node = 1usize;
         for k in (0..n_bits).rev() {
             let bit = (value >> k) & 1 != 0;
@@ -730,6 +745,29 @@ mod tests {
             assert_eq!(r.read(n), reference.read(n), "width {n}");
         }
         assert_eq!(r.finish().is_err(), reference.over_read());
+    }
+
+    #[test]
+    fn small_trees_encode_as_reference() {
+        let mut probs = [[PROB_INIT; 4]; 2];
+        let mut enc = RangeEncoder::new();
+        let mut ref_probs = [[PROB_INIT; 4]; 2];
+        let mut reference = RefEncoder::new();
+        for i in 0..20_000u32 {
+            let n = i % 4;
+            let v = i.wrapping_mul(2_654_435_761) >> 27;
+            enc.encode_tree(&mut probs[(i % 2) as usize], n, v);
+            let mut node = 1usize;
+            for k in (0..n).rev() {
+                let bit = (v >> k) & 1 != 0;
+                if let Some(p) = ref_probs[(i % 2) as usize].get_mut(node) {
+                    reference.encode_bit(p, bit);
+                }
+                node = (node << 1) | usize::from(bit);
+            }
+        }
+        assert_eq!(probs, ref_probs);
+        assert_eq!(enc.finish(), reference.finish());
     }
 
     #[test]
