@@ -21,13 +21,32 @@ pub const PROB_INIT: u16 = 1 << 15;
 const SHIFT: u32 = 4;
 const TOP: u32 = 1 << 24;
 
+/// The probability after coding `bit` with probability `pv`: `pv + ((65536 - pv) >> SHIFT)`
+/// after a zero, `pv - (pv >> SHIFT)` after a one.
+///
+/// Computed as `pv + ((t - pv) >> SHIFT)` (arithmetic shift) with `t = 65536` after a zero and
+/// `t = 15` after a one: for `pv = 16k + r` (`r < 16`), `(15 - pv) >> 4 = -k = -(pv >> 4)`, so
+/// both outcomes are exactly the formulas above (checked for every `pv` by a test), in one
+/// select instead of two updates and a blend.
+#[inline(always)]
+fn adapt(pv: u32, mask: u32) -> u16 {
+    let target = (1i32 << 16) - (((1 << 16) - 15) & mask) as i32;
+    let pv = pv as i32;
+    (pv + ((target - pv) >> SHIFT)) as u16
+}
+
 /// Encoder half of the range coder.
+///
+/// Carries are added straight into the bytes already written (a run of `0xFF` bytes turns into
+/// zeros and the byte before it is incremented) instead of LZMA's held-back "cache" byte and
+/// count of pending `0xFF`s. Both write the base-256 digits of the same exact sum, so the bytes
+/// are identical; this form needs no per-byte bookkeeping. The first byte (LZMA's initial
+/// cache, always zero) is written up front.
 #[derive(Debug)]
 pub struct RangeEncoder {
+    /// Low end of the interval, below `2^32` after each renormalisation; bit 32 is a carry.
     low: u64,
     range: u32,
-    cache: u8,
-    cache_size: u64,
     out: Vec<u8>,
 }
 
@@ -43,29 +62,38 @@ impl RangeEncoder {
         Self {
             low: 0,
             range: u32::MAX,
-            cache: 0,
-            cache_size: 1,
-            out: Vec::new(),
+            out: vec![0],
         }
     }
 
-    #[inline]
-    fn shift_low(&mut self) {
-        if (self.low as u32) < 0xFF00_0000 || (self.low >> 32) != 0 {
-            let carry = (self.low >> 32) as u8;
-            let mut temp = self.cache;
-            loop {
-                self.out.push(temp.wrapping_add(carry));
-                temp = 0xFF;
-                self.cache_size -= 1;
-                if self.cache_size == 0 {
-                    break;
-                }
+    /// Adds a carry out of `low` to the bytes written so far.
+    #[cold]
+    #[inline(never)]
+    fn propagate_carry(&mut self) {
+        for b in self.out.iter_mut().rev() {
+            *b = b.wrapping_add(1);
+            if *b != 0 {
+                break;
             }
-            self.cache = ((self.low >> 24) & 0xFF) as u8;
         }
-        self.cache_size += 1;
-        self.low = (self.low & 0x00FF_FFFF) << 8;
+    }
+
+    /// Writes the top bytes of `low` until `range >= TOP` (one or two bytes: see
+    /// [`RangeDecoder::normalize`]), what LZMA's byte-at-a-time `shift_low` loop writes.
+    #[inline]
+    fn normalize(&mut self) {
+        // Only the first shifted byte can see a carry: `low < 2^32` after it.
+        if self.low >> 32 != 0 {
+            self.propagate_carry();
+        }
+        let sh = self.range.leading_zeros() & 24;
+        let bytes = (self.low as u32).to_be_bytes();
+        self.out.push(bytes[0]);
+        if sh > 8 {
+            self.out.push(bytes[1]);
+        }
+        self.low = (self.low << sh) & 0xFFFF_FFFF;
+        self.range <<= sh;
     }
 
     /// Codes `bit` with the adaptive probability `p` and updates `p`.
@@ -77,15 +105,12 @@ impl RangeEncoder {
     pub fn encode_bit(&mut self, p: &mut u16, bit: bool) {
         let pv = u32::from(*p);
         let bound = (self.range >> 16) * pv;
-        let mask = 0u32.wrapping_sub(u32::from(bit));
-        self.low += u64::from(bound & mask);
-        self.range = (bound & !mask) | (self.range.wrapping_sub(bound) & mask);
-        let up = pv + (((1u32 << 16) - pv) >> SHIFT);
-        let down = pv - (pv >> SHIFT);
-        *p = ((up & !mask) | (down & mask)) as u16;
-        while self.range < TOP {
-            self.range <<= 8;
-            self.shift_low();
+        let range_one = self.range.wrapping_sub(bound);
+        self.low += u64::from(if bit { bound } else { 0 });
+        self.range = if bit { range_one } else { bound };
+        *p = adapt(pv, 0u32.wrapping_sub(u32::from(bit)));
+        if self.range < TOP {
+            self.normalize();
         }
     }
 
@@ -93,6 +118,21 @@ impl RangeEncoder {
     /// probabilities `probs` (length at least `1 << n_bits`).
     #[inline]
     pub fn encode_tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) {
+        // Two-level trees over four probabilities (the residual mantissa trees): unrolled,
+        // the same decisions as the loop below (see `RangeDecoder::tree_with`).
+        if let Ok(p4) = <&mut [u16; 4]>::try_from(&mut *probs) {
+            match n_bits {
+                0 => return,
+                1 => return self.encode_bit(&mut p4[1], value & 1 != 0),
+                2 => {
+                    let hi = (value >> 1) & 1;
+                    self.encode_bit(&mut p4[1], hi != 0);
+                    self.encode_bit(&mut p4[2 + hi as usize], value & 1 != 0);
+                    return;
+                }
+                _ => {}
+            }
+        }
         let mut node = 1usize;
         for k in (0..n_bits).rev() {
             let bit = (value >> k) & 1 != 0;
@@ -105,9 +145,13 @@ impl RangeEncoder {
 
     /// Flushes the coder and returns the bytes.
     pub fn finish(mut self) -> Vec<u8> {
-        for _ in 0..5 {
-            self.shift_low();
+        // LZMA flushes with five byte shifts; the fifth would write the (zero) byte it holds
+        // back, which is not part of the stream.
+        if self.low >> 32 != 0 {
+            self.propagate_carry();
         }
+        let low = (self.low as u32).to_be_bytes();
+        self.out.extend_from_slice(&low);
         self.out
     }
 }
@@ -115,68 +159,59 @@ impl RangeEncoder {
 /// Decoder half of the range coder, over untrusted bytes.
 #[derive(Debug)]
 pub struct RangeDecoder<'a> {
-    data: &'a [u8],
-    pos: usize,
+    /// The bytes not yet shifted into `code`.
+    rest: &'a [u8],
     range: u32,
     code: u32,
+    /// Bytes shifted in past the end of the stream (as zeros).
     over_read: usize,
 }
 
 impl<'a> RangeDecoder<'a> {
     /// Starts decoding `data` (as produced by [`RangeEncoder::finish`]).
     pub fn new(data: &'a [u8]) -> Result<Self> {
-        if data.len() < 5 {
+        let Some((head, rest)) = data.split_first_chunk::<5>() else {
             return Err(FormatError::Truncated(format!(
                 "range-coded stream of {} bytes (at least 5 needed)",
                 data.len()
             )));
-        }
-        let mut d = Self {
-            data,
-            pos: 0,
-            range: u32::MAX,
-            code: 0,
-            over_read: 0,
         };
-        for _ in 0..5 {
-            d.code = (d.code << 8) | u32::from(d.next_byte());
-        }
-        Ok(d)
+        // The first byte (always zero from the encoder) shifts out of the 32-bit code.
+        let code = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        Ok(Self {
+            rest,
+            range: u32::MAX,
+            code,
+            over_read: 0,
+        })
     }
 
-    #[inline]
-    fn next_byte(&mut self) -> u8 {
-        match self.data.get(self.pos) {
-            Some(&b) => {
-                self.pos += 1;
-                b
-            }
-            None => {
-                self.over_read += 1;
-                0
-            }
-        }
+    /// One decision without renormalisation: both outcomes are computed and selected, which
+    /// avoids a mispredicted branch on every near-even decision.
+    #[inline(always)]
+    fn decide(&mut self, p: &mut u16) -> bool {
+        let pv = u32::from(*p);
+        let bound = (self.range >> 16) * pv;
+        let bit = self.code >= bound;
+        // Plain selects of precomputed outcomes: compiled to conditional moves, fewer
+        // instructions than blending with masks.
+        let code_one = self.code.wrapping_sub(bound);
+        let range_one = self.range.wrapping_sub(bound);
+        self.code = if bit { code_one } else { self.code };
+        self.range = if bit { range_one } else { bound };
+        *p = adapt(pv, 0u32.wrapping_sub(u32::from(bit)));
+        bit
     }
 
     /// Decodes one bit with the adaptive probability `p` and updates `p`.
     ///
-    /// Branch-free apart from renormalisation: both outcomes are computed and selected, which
-    /// avoids a mispredicted branch on every near-even decision. (The encoder keeps the plain
-    /// form: its branch is on data it already knows.)
+    /// Branch-free apart from renormalisation, which is one well-predicted branch on skewed
+    /// streams (see [`RangeDecoder::decode_bit_dense`] for dense ones).
     #[inline(always)]
     pub fn decode_bit(&mut self, p: &mut u16) -> bool {
-        let pv = u32::from(*p);
-        let bound = (self.range >> 16) * pv;
-        let bit = self.code >= bound;
-        let mask = 0u32.wrapping_sub(u32::from(bit));
-        self.code -= bound & mask;
-        self.range = (bound & !mask) | (self.range.wrapping_sub(bound) & mask);
-        let up = pv + (((1u32 << 16) - pv) >> SHIFT);
-        let down = pv - (pv >> SHIFT);
-        *p = ((up & !mask) | (down & mask)) as u16;
-        while self.range < TOP {
-            self.range <<= 8;
-            self.code = (self.code << 8) | u32::from(self.next_byte());
+        let bit = self.decide(p);
+        if self.range < TOP {
+            self.normalize();
         }
         bit
     }
@@ -187,80 +222,99 @@ impl<'a> RangeDecoder<'a> {
     /// fields of 90% zeros: -9%). The caller picks by the stream's density.
     #[inline(always)]
     pub fn decode_bit_dense(&mut self, p: &mut u16) -> bool {
-        let pv = u32::from(*p);
-        let bound = (self.range >> 16) * pv;
-        let bit = self.code >= bound;
-        let mask = 0u32.wrapping_sub(u32::from(bit));
-        self.code -= bound & mask;
-        self.range = (bound & !mask) | (self.range.wrapping_sub(bound) & mask);
-        let up = pv + (((1u32 << 16) - pv) >> SHIFT);
-        let down = pv - (pv >> SHIFT);
-        *p = ((up & !mask) | (down & mask)) as u16;
+        let bit = self.decide(p);
         self.normalize();
         bit
     }
 
     /// Shifts in bytes until `range >= TOP`: what a loop of one byte at a time does, without
-    /// its data-dependent branch. `range` is at least `TOP` before a decision and never 0
-    /// after one (`bound >= 256 * 15`, `range - bound >= 1`), so at most 3 bytes are needed.
+    /// its data-dependent branch. `range` is at least `TOP` before a decision and at least
+    /// `256 * 15` after one (`bound >= (range >> 16) * 15` and `range - bound >=
+    /// (range >> 16) * 15`, as `15 <= p <= 65521`), so 0, 1 or 2 bytes are needed: `sh` is
+    /// 0, 8 or 16, and `range.leading_zeros() & 24` is `8 * (leading_zeros / 8)`.
     #[inline(always)]
     fn normalize(&mut self) {
-        let n = self.range.leading_zeros() / 8;
-        let window = match self.data.get(self.pos..self.pos + 4) {
-            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            None => self.tail_window(),
+        let sh = self.range.leading_zeros() & 24;
+        let n = (sh / 8) as usize;
+        let window = match self.rest.first_chunk::<4>() {
+            Some(w) => {
+                // `n <= 3 < 4 <= rest.len()`: no bounds check is emitted.
+                self.rest = &self.rest[n..];
+                u32::from_be_bytes(*w)
+            }
+            None => self.tail_window(n),
         };
-        let sh = 8 * n;
-        self.range = ((u64::from(self.range)) << sh) as u32;
-        self.code = ((u64::from(self.code) << sh) | (u64::from(window) >> (32 - sh))) as u32;
-        self.pos += n as usize;
+        self.range <<= sh;
+        // The top 32 bits of `code:window` shifted left by `sh` (a funnel shift).
+        self.code = (((u64::from(self.code) << 32) | u64::from(window)) << sh >> 32) as u32;
     }
 
-    /// The next 4 bytes near the end of the stream, zeros past it.
+    /// The next 4 bytes near the end of the stream, zeros past it; consumes `n` of them and
+    /// counts those past the end.
     #[cold]
-    fn tail_window(&self) -> u32 {
+    #[inline(never)]
+    fn tail_window(&mut self, n: usize) -> u32 {
         let mut w = 0u32;
         for k in 0..4 {
-            w = (w << 8) | u32::from(self.data.get(self.pos + k).copied().unwrap_or(0));
+            w = (w << 8) | u32::from(self.rest.get(k).copied().unwrap_or(0));
         }
+        let take = n.min(self.rest.len());
+        self.over_read += n - take;
+        self.rest = &self.rest[take..];
         w
+    }
+
+    /// A tree decode with `decode` as the decision. Trees of at most two levels over four
+    /// probabilities (the residual mantissa trees) take an unrolled path without a loop or
+    /// bounds checks; the decisions are the same either way.
+    #[inline(always)]
+    fn tree_with(
+        &mut self,
+        probs: &mut [u16],
+        n_bits: u32,
+        decode: impl Fn(&mut Self, &mut u16) -> bool,
+    ) -> u32 {
+        if let Ok(p4) = <&mut [u16; 4]>::try_from(&mut *probs) {
+            match n_bits {
+                0 => return 0,
+                1 => return u32::from(decode(self, &mut p4[1])),
+                2 => {
+                    let hi = usize::from(decode(self, &mut p4[1]));
+                    let lo = usize::from(decode(self, &mut p4[2 + hi]));
+                    return ((hi << 1) | lo) as u32;
+                }
+                _ => {}
+            }
+        }
+        let mut node = 1usize;
+        for _ in 0..n_bits {
+            let bit = match probs.get_mut(node) {
+                Some(p) => decode(self, p),
+                None => false,
+            };
+            node = (node << 1) | usize::from(bit);
+        }
+        (node as u32) & ((1u32 << n_bits) - 1)
     }
 
     /// Inverse of [`RangeEncoder::encode_tree`].
     #[inline]
     pub fn decode_tree(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
-        let mut node = 1usize;
-        for _ in 0..n_bits {
-            let bit = match probs.get_mut(node) {
-                Some(p) => self.decode_bit(p),
-                None => false,
-            };
-            node = (node << 1) | usize::from(bit);
-        }
-        (node as u32) & ((1u32 << n_bits) - 1)
+        self.tree_with(probs, n_bits, Self::decode_bit)
     }
 
     /// [`RangeDecoder::decode_tree`] with [`RangeDecoder::decode_bit_dense`].
     #[inline]
     pub fn decode_tree_dense(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
-        let mut node = 1usize;
-        for _ in 0..n_bits {
-            let bit = match probs.get_mut(node) {
-                Some(p) => self.decode_bit_dense(p),
-                None => false,
-            };
-            node = (node << 1) | usize::from(bit);
-        }
-        (node as u32) & ((1u32 << n_bits) - 1)
+        self.tree_with(probs, n_bits, Self::decode_bit_dense)
     }
 
     /// Checks the stream was not over-read (a truncated or corrupt stream).
     pub fn finish(self) -> Result<()> {
-        // `pos` runs past the end over the implied zero bytes.
-        let over_read = self.over_read.max(self.pos.saturating_sub(self.data.len()));
-        if over_read > 0 {
+        if self.over_read > 0 {
             return Err(FormatError::Truncated(format!(
-                "range-coded stream read {over_read} bytes past its end"
+                "range-coded stream read {} bytes past its end",
+                self.over_read
             )));
         }
         Ok(())
@@ -292,11 +346,9 @@ impl BitWriter {
         }
     }
 
-    #[inline]
+    /// Appends the low `n_bits` (0..=32) bits of `value`; `n_acc < 32` before and after.
+    #[inline(always)]
     fn write_small(&mut self, value: u64, n_bits: u32) {
-        if n_bits == 0 {
-            return;
-        }
         let v = value & ((1u64 << n_bits) - 1);
         self.acc |= v << self.n_acc;
         self.n_acc += n_bits;
@@ -320,55 +372,72 @@ impl BitWriter {
 
 /// Reads bits written by [`BitWriter`]; reading past the end yields zeros and is reported by
 /// [`BitReader::finish`].
+///
+/// The accumulator is refilled 8 bytes at a time to 56..=63 valid bits (bits above `n_acc` hold
+/// the start of the next unconsumed byte, which the next refill ORs in again unchanged), so a
+/// read of up to 56 bits needs at most one refill and most reads none.
 #[derive(Debug)]
 pub struct BitReader<'a> {
-    data: &'a [u8],
-    pos: usize,
+    /// Bytes not yet taken into `acc`.
+    rest: &'a [u8],
+    /// Length of the whole stream.
+    len: usize,
     acc: u64,
     n_acc: u32,
-    over_read: bool,
+    /// Zero bytes taken into `acc` past the end of the stream.
+    pad: usize,
 }
 
 impl<'a> BitReader<'a> {
     /// Starts reading `data`.
     pub fn new(data: &'a [u8]) -> Self {
         Self {
-            data,
-            pos: 0,
+            rest: data,
+            len: data.len(),
             acc: 0,
             n_acc: 0,
-            over_read: false,
+            pad: 0,
         }
     }
 
-    #[inline]
+    /// Tops the accumulator up to at least 56 bits (`n_acc < 56` on entry).
+    #[inline(always)]
     fn refill(&mut self) {
-        // Top up to at least 32 bits.
-        if let Some(chunk) = self.data.get(self.pos..self.pos + 4) {
-            let w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            self.acc |= u64::from(w) << self.n_acc;
-            self.pos += 4;
-            self.n_acc += 32;
+        if let Some(w) = self.rest.first_chunk::<8>() {
+            self.acc |= u64::from_le_bytes(*w) << self.n_acc;
+            // `k <= 7 < 8 <= rest.len()`: no bounds check is emitted.
+            let k = ((63 - self.n_acc) >> 3) as usize;
+            self.rest = &self.rest[k..];
+            self.n_acc |= 56;
         } else {
-            while self.n_acc <= 56 {
-                let b = match self.data.get(self.pos) {
-                    Some(&b) => b,
-                    None => {
-                        self.over_read = true;
-                        0
-                    }
-                };
-                self.pos += 1;
-                self.acc |= u64::from(b) << self.n_acc;
-                self.n_acc += 8;
-            }
+            self.refill_tail();
+        }
+    }
+
+    /// [`BitReader::refill`] within 8 bytes of the end: byte by byte, zeros past it.
+    #[cold]
+    #[inline(never)]
+    fn refill_tail(&mut self) {
+        while self.n_acc <= 56 {
+            let b = match self.rest.split_first() {
+                Some((&b, rest)) => {
+                    self.rest = rest;
+                    b
+                }
+                None => {
+                    self.pad += 1;
+                    0
+                }
+            };
+            self.acc |= u64::from(b) << self.n_acc;
+            self.n_acc += 8;
         }
     }
 
     /// Reads `n_bits` (0..=64) bits.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, n_bits: u32) -> u64 {
-        if n_bits > 32 {
+        if n_bits > 56 {
             let lo = self.read_small(32);
             let hi = self.read_small(n_bits - 32);
             lo | (hi << 32)
@@ -377,11 +446,9 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    #[inline]
+    /// Reads `n_bits` (0..=56) bits.
+    #[inline(always)]
     fn read_small(&mut self, n_bits: u32) -> u64 {
-        if n_bits == 0 {
-            return 0;
-        }
         if self.n_acc < n_bits {
             self.refill();
         }
@@ -393,13 +460,14 @@ impl<'a> BitReader<'a> {
 
     /// Errors if more bits were read than the stream holds.
     pub fn finish(self) -> Result<()> {
-        // Bytes pulled into the accumulator past the end are zero padding; only a read that
-        // consumed them is an error. `pos` counts padding bytes too.
-        let consumed_bits = (self.pos as u64) * 8 - u64::from(self.n_acc);
-        if self.over_read && consumed_bits > self.data.len() as u64 * 8 {
+        // Bytes taken into the accumulator past the end are zero padding; only a read that
+        // consumed them is an error.
+        let taken = (self.len - self.rest.len() + self.pad) as u64;
+        let consumed_bits = taken * 8 - u64::from(self.n_acc);
+        if consumed_bits > self.len as u64 * 8 {
             return Err(FormatError::Truncated(format!(
                 "raw bit stream read {} bits past its end",
-                consumed_bits - self.data.len() as u64 * 8
+                consumed_bits - self.len as u64 * 8
             )));
         }
         Ok(())
@@ -419,6 +487,7 @@ mod tests {
             enc.encode_bit(&mut probs[usize::from(ctx & 3)], b);
         }
         let bytes = enc.finish();
+        assert_eq!(bytes, same_bytes_as_reference(bits));
         let mut probs = [PROB_INIT; 4];
         let mut dec = RangeDecoder::new(&bytes).unwrap();
         for &(ctx, b) in bits {
@@ -443,6 +512,311 @@ mod tests {
             assert_eq!(r.read(n), v & mask);
         }
         r.finish().unwrap();
+    }
+
+    /// The LZMA-style encoder of format 1.0 as first written (held-back cache byte, one byte
+    /// per `shift_low`, two-formula probability update): the reference the faster
+    /// [`RangeEncoder`] must match byte for byte.
+    struct RefEncoder {
+        low: u64,
+        range: u32,
+        cache: u8,
+        cache_size: u64,
+        out: Vec<u8>,
+    }
+
+    impl RefEncoder {
+        fn new() -> Self {
+            Self {
+                low: 0,
+                range: u32::MAX,
+                cache: 0,
+                cache_size: 1,
+                out: Vec::new(),
+            }
+        }
+
+        fn shift_low(&mut self) {
+            if (self.low as u32) < 0xFF00_0000 || (self.low >> 32) != 0 {
+                let carry = (self.low >> 32) as u8;
+                let mut temp = self.cache;
+                loop {
+                    self.out.push(temp.wrapping_add(carry));
+                    temp = 0xFF;
+                    self.cache_size -= 1;
+                    if self.cache_size == 0 {
+                        break;
+                    }
+                }
+                self.cache = ((self.low >> 24) & 0xFF) as u8;
+            }
+            self.cache_size += 1;
+            self.low = (self.low & 0x00FF_FFFF) << 8;
+        }
+
+        fn encode_bit(&mut self, p: &mut u16, bit: bool) {
+            let pv = u32::from(*p);
+            let bound = (self.range >> 16) * pv;
+            if bit {
+                self.low += u64::from(bound);
+                self.range -= bound;
+                *p = (pv - (pv >> SHIFT)) as u16;
+            } else {
+                self.range = bound;
+                *p = (pv + (((1u32 << 16) - pv) >> SHIFT)) as u16;
+            }
+            while self.range < TOP {
+                self.range <<= 8;
+                self.shift_low();
+            }
+        }
+
+        fn finish(mut self) -> Vec<u8> {
+            for _ in 0..5 {
+                self.shift_low();
+            }
+            self.out
+        }
+    }
+
+    /// Codes `bits` (context, bit) with both encoders and checks the bytes are identical.
+    fn same_bytes_as_reference(bits: &[(u8, bool)]) -> Vec<u8> {
+        let mut probs = [PROB_INIT; 4];
+        let mut enc = RangeEncoder::new();
+        let mut ref_probs = [PROB_INIT; 4];
+        let mut reference = RefEncoder::new();
+        for &(ctx, b) in bits {
+            enc.encode_bit(&mut probs[usize::from(ctx & 3)], b);
+            reference.encode_bit(&mut ref_probs[usize::from(ctx & 3)], b);
+        }
+        assert_eq!(probs, ref_probs);
+        let bytes = enc.finish();
+        assert_eq!(bytes, reference.finish());
+        bytes
+    }
+
+    /// The byte-at-a-time decoder of format 1.0 as first written: the reference for decoded
+    /// decisions and over-read detection on arbitrary (also corrupt) input.
+    struct RefDecoder<'a> {
+        data: &'a [u8],
+        pos: usize,
+        range: u32,
+        code: u32,
+    }
+
+    impl<'a> RefDecoder<'a> {
+        fn new(data: &'a [u8]) -> Option<Self> {
+            if data.len() < 5 {
+                return None;
+            }
+            let mut d = Self {
+                data,
+                pos: 0,
+                range: u32::MAX,
+                code: 0,
+            };
+            for _ in 0..5 {
+                d.code = (d.code << 8) | u32::from(d.next_byte());
+            }
+            Some(d)
+        }
+
+        fn next_byte(&mut self) -> u8 {
+            let b = self.data.get(self.pos).copied().unwrap_or(0);
+            self.pos += 1;
+            b
+        }
+
+        fn decode_bit(&mut self, p: &mut u16) -> bool {
+            let pv = u32::from(*p);
+            let bound = (self.range >> 16) * pv;
+            let bit = self.code >= bound;
+            if bit {
+                self.code -= bound;
+                self.range -= bound;
+                *p = (pv - (pv >> SHIFT)) as u16;
+            } else {
+                self.range = bound;
+                *p = (pv + (((1u32 << 16) - pv) >> SHIFT)) as u16;
+            }
+            while self.range < TOP {
+                self.range <<= 8;
+                self.code = (self.code << 8) | u32::from(self.next_byte());
+            }
+            bit
+        }
+
+        fn over_read(&self) -> bool {
+            self.pos > self.data.len()
+        }
+    }
+
+    /// The raw bit reader of format 1.0 as first written (32-bit refills, byte by byte at the
+    /// end): the reference for values and over-read detection.
+    struct RefBitReader<'a> {
+        data: &'a [u8],
+        pos: usize,
+        acc: u64,
+        n_acc: u32,
+    }
+
+    impl RefBitReader<'_> {
+        fn read_small(&mut self, n_bits: u32) -> u64 {
+            if n_bits == 0 {
+                return 0;
+            }
+            if self.n_acc < n_bits {
+                if let Some(c) = self.data.get(self.pos..self.pos + 4) {
+                    let w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    self.acc |= u64::from(w) << self.n_acc;
+                    self.pos += 4;
+                    self.n_acc += 32;
+                } else {
+                    while self.n_acc <= 56 {
+                        let b = self.data.get(self.pos).copied().unwrap_or(0);
+                        self.pos += 1;
+                        self.acc |= u64::from(b) << self.n_acc;
+                        self.n_acc += 8;
+                    }
+                }
+            }
+            let v = self.acc & ((1u64 << n_bits) - 1);
+            self.acc >>= n_bits;
+            self.n_acc -= n_bits;
+            v
+        }
+
+        fn read(&mut self, n_bits: u32) -> u64 {
+            if n_bits > 32 {
+                let lo = self.read_small(32);
+                lo | (self.read_small(n_bits - 32) << 32)
+            } else {
+                self.read_small(n_bits)
+            }
+        }
+
+        fn over_read(&self) -> bool {
+            (self.pos as u64) * 8 - u64::from(self.n_acc) > self.data.len() as u64 * 8
+        }
+    }
+
+    /// Decodes `data` as `n` decisions over `n_ctx` contexts with the reference and with both
+    /// fast variants: same decisions, same over-read verdict.
+    fn decoders_agree(data: &[u8], n: usize, n_ctx: usize) {
+        let Some(mut reference) = RefDecoder::new(data) else {
+            assert!(RangeDecoder::new(data).is_err());
+            return;
+        };
+        let mut ref_probs = vec![PROB_INIT; n_ctx];
+        let want: Vec<bool> = (0..n)
+            .map(|i| reference.decode_bit(&mut ref_probs[i % n_ctx]))
+            .collect();
+        for dense in [false, true] {
+            let mut dec = RangeDecoder::new(data).unwrap();
+            let mut probs = vec![PROB_INIT; n_ctx];
+            for (i, &w) in want.iter().enumerate() {
+                let p = &mut probs[i % n_ctx];
+                let got = if dense {
+                    dec.decode_bit_dense(p)
+                } else {
+                    dec.decode_bit(p)
+                };
+                assert_eq!(got, w, "decision {i} (dense {dense})");
+            }
+            assert_eq!(probs, ref_probs);
+            assert_eq!(
+                dec.finish().is_err(),
+                reference.over_read(),
+                "dense {dense}"
+            );
+        }
+    }
+
+    /// Reads `widths` from `data` with the reference and the fast reader.
+    fn bit_readers_agree(data: &[u8], widths: &[u32]) {
+        let mut reference = RefBitReader {
+            data,
+            pos: 0,
+            acc: 0,
+            n_acc: 0,
+        };
+        let mut r = BitReader::new(data);
+        for &n in widths {
+            assert_eq!(r.read(n), reference.read(n), "width {n}");
+        }
+        assert_eq!(r.finish().is_err(), reference.over_read());
+    }
+
+    #[test]
+    fn small_trees_encode_as_reference() {
+        let mut probs = [[PROB_INIT; 4]; 2];
+        let mut enc = RangeEncoder::new();
+        let mut ref_probs = [[PROB_INIT; 4]; 2];
+        let mut reference = RefEncoder::new();
+        for i in 0..20_000u32 {
+            let n = i % 4;
+            let v = i.wrapping_mul(2_654_435_761) >> 27;
+            enc.encode_tree(&mut probs[(i % 2) as usize], n, v);
+            let mut node = 1usize;
+            for k in (0..n).rev() {
+                let bit = (v >> k) & 1 != 0;
+                if let Some(p) = ref_probs[(i % 2) as usize].get_mut(node) {
+                    reference.encode_bit(p, bit);
+                }
+                node = (node << 1) | usize::from(bit);
+            }
+        }
+        assert_eq!(probs, ref_probs);
+        assert_eq!(enc.finish(), reference.finish());
+    }
+
+    #[test]
+    fn decoders_match_reference_at_every_truncation() {
+        let bits: Vec<(u8, bool)> = (0..3000u32)
+            .map(|i| ((i % 4) as u8, (i.wrapping_mul(2_654_435_761) >> 29) < 3))
+            .collect();
+        let bytes = same_bytes_as_reference(&bits);
+        for cut in 0..=bytes.len() {
+            decoders_agree(&bytes[..cut], bits.len(), 4);
+        }
+        let mut w = BitWriter::new();
+        let widths: Vec<u32> = (0..300u32).map(|i| (i * 7) % 65).collect();
+        for (i, &n) in widths.iter().enumerate() {
+            w.write((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), n);
+        }
+        let raw = w.finish();
+        for cut in 0..=raw.len() {
+            bit_readers_agree(&raw[..cut], &widths);
+        }
+    }
+
+    #[test]
+    fn adapt_matches_the_two_formulas() {
+        for pv in 0..=u32::from(u16::MAX) {
+            let up = pv + (((1u32 << 16) - pv) >> SHIFT);
+            let down = pv - (pv >> SHIFT);
+            if up <= u32::from(u16::MAX) {
+                assert_eq!(u32::from(adapt(pv, 0)), up, "up from {pv}");
+            }
+            assert_eq!(u32::from(adapt(pv, u32::MAX)), down, "down from {pv}");
+        }
+    }
+
+    #[test]
+    fn encoder_matches_reference_on_carry_heavy_streams() {
+        // Long runs of ones at a skewed probability push `low` up against 2^32 and produce
+        // carries through runs of 0xFF bytes; runs of zeros make 0xFF-free stretches.
+        for period in [1usize, 2, 3, 7, 50, 1000] {
+            let bits: Vec<(u8, bool)> = (0..200_000)
+                .map(|i| ((i % 4) as u8, (i / period) % 2 == 0 || i % 11 == 0))
+                .collect();
+            same_bytes_as_reference(&bits);
+        }
+        let ones: Vec<(u8, bool)> = (0..100_000).map(|_| (0, true)).collect();
+        same_bytes_as_reference(&ones);
+        let zeros: Vec<(u8, bool)> = (0..100_000).map(|_| (0, false)).collect();
+        same_bytes_as_reference(&zeros);
+        same_bytes_as_reference(&[]);
     }
 
     #[test]
@@ -520,6 +894,57 @@ mod tests {
             raw in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..500),
         ) {
             roundtrip(&bits, &raw);
+        }
+
+        #[test]
+        fn prop_garbage_decodes_as_reference(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            n in 0usize..3000,
+            widths in proptest::collection::vec(0u32..=64, 0..200),
+        ) {
+            decoders_agree(&data, n, 3);
+            bit_readers_agree(&data, &widths);
+        }
+
+        #[test]
+        fn prop_small_trees_decode_as_reference(
+            data in proptest::collection::vec(any::<u8>(), 5..300),
+            widths in proptest::collection::vec(0u32..=3, 0..500),
+        ) {
+            // Reference: the generic tree walk over the byte-at-a-time decoder.
+            let mut reference = RefDecoder::new(&data).unwrap();
+            let mut ref_probs = [[PROB_INIT; 4]; 2];
+            let want: Vec<u32> = widths
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let probs = &mut ref_probs[i % 2];
+                    let mut node = 1usize;
+                    for _ in 0..n {
+                        let bit = match probs.get_mut(node) {
+                            Some(p) => reference.decode_bit(p),
+                            None => false,
+                        };
+                        node = (node << 1) | usize::from(bit);
+                    }
+                    (node as u32) & ((1u32 << n) - 1)
+                })
+                .collect();
+            for dense in [false, true] {
+                let mut dec = RangeDecoder::new(&data).unwrap();
+                let mut probs = [[PROB_INIT; 4]; 2];
+                for (i, (&n, &w)) in widths.iter().zip(&want).enumerate() {
+                    let p = &mut probs[i % 2][..];
+                    let got = if dense {
+                        dec.decode_tree_dense(p, n)
+                    } else {
+                        dec.decode_tree(p, n)
+                    };
+                    prop_assert_eq!(got, w);
+                }
+                prop_assert_eq!(probs, ref_probs);
+                prop_assert_eq!(dec.finish().is_err(), reference.over_read());
+            }
         }
 
         #[test]
