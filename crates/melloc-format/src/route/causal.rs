@@ -446,7 +446,7 @@ impl<const DENSE: bool> Io for Dec<'_, DENSE> {
 }
 
 impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
-    #[inline]
+    #[inline(always)]
     fn bit(&mut self, p: &mut u16, _bit: bool) -> bool {
         if DENSE {
             self.rc.decode_bit_dense(p)
@@ -454,7 +454,7 @@ impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
             self.rc.decode_bit(p)
         }
     }
-    #[inline]
+    #[inline(always)]
     fn tree(&mut self, probs: &mut [u16], n_bits: u32, _value: u32) -> u32 {
         if DENSE {
             self.rc.decode_tree_dense(probs, n_bits)
@@ -462,7 +462,7 @@ impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
             self.rc.decode_tree(probs, n_bits)
         }
     }
-    #[inline]
+    #[inline(always)]
     fn raw(&mut self, _value: u64, n_bits: u32) -> u64 {
         self.raw.read(n_bits)
     }
