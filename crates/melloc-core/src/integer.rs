@@ -685,8 +685,8 @@ const RADIX_BITS: u32 = 12;
 /// LSD radix sort over only the bits that vary between keys (for a field in one or two binades
 /// that is ~24 of the 64), in as few digits of at most [`RADIX_BITS`] as cover them. On the
 /// 8192-value slices of TREFHT the comparison sort of `f64`s cost ~500 instructions per value,
-/// a byte-wise radix sort ~78, this ~30.
-fn radix_sort(keys: &mut Vec<u64>) {
+/// a byte-wise radix sort ~78, this ~30. Public for the causal route's palettes.
+pub fn radix_sort(keys: &mut Vec<u64>) {
     let n = keys.len();
     let Ok(n32) = u32::try_from(n) else {
         keys.sort_unstable();
