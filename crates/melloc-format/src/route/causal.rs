@@ -154,7 +154,7 @@ enum SliceDomain<'a> {
 }
 
 impl SliceDomain<'_> {
-    #[inline]
+    #[inline(always)]
     fn int_of_prediction<T: Float>(self, pred: f64) -> i64 {
         match self {
             SliceDomain::Int(k) => k.int_of_prediction::<T>(pred),
@@ -174,7 +174,7 @@ impl SliceDomain<'_> {
             }
         }
     }
-    #[inline]
+    #[inline(always)]
     fn domain_value<T: Float>(self, k: i64) -> f64 {
         match self {
             SliceDomain::Int(kind) => kind.domain_value::<T>(k),
