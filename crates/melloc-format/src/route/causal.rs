@@ -1409,8 +1409,18 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
     }
     let base_mask = detect_exceptions(values);
     let mut recipes = vec![Recipe::Core { zeros: false }];
-    if let Some(grids) = detect_slice_grids(values, &base_mask, dims.slice_len()) {
-        recipes.push(Recipe::SliceGrids(grids));
+    // Per-slice grids only where no single grid holds the block (GRIB-style packing). On the
+    // 40 shared fields no block with a global grid chose per-slice grids (all outputs
+    // byte-identical), and detecting them per slice was 14% of encoding TREFHT.
+    let global_grid = dims.n_slices >= 2
+        && matches!(
+            melloc_core::integer::detect_grid(values, &base_mask),
+            Some(Integerisation::Grid { .. })
+        );
+    if !global_grid {
+        if let Some(grids) = detect_slice_grids(values, &base_mask, dims.slice_len()) {
+            recipes.push(Recipe::SliceGrids(grids));
+        }
     }
     let n_zero = values.iter().filter(|v| v.to_bits_u64() == 0).count();
     let zero_mask: Option<Vec<bool>> =
