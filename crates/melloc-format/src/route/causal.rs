@@ -417,17 +417,17 @@ impl Io for Enc {
 }
 
 impl BitIo for Enc {
-    #[inline]
+    #[inline(always)]
     fn bit(&mut self, p: &mut u16, bit: bool) -> bool {
         self.rc.encode_bit(p, bit);
         bit
     }
-    #[inline]
+    #[inline(always)]
     fn tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) -> u32 {
         self.rc.encode_tree(probs, n_bits, value);
         value
     }
-    #[inline]
+    #[inline(always)]
     fn raw(&mut self, value: u64, n_bits: u32) -> u64 {
         self.raw.write(value, n_bits);
         value
