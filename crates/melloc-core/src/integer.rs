@@ -683,7 +683,7 @@ const RADIX_BITS: u32 = 12;
 
 /// Sorts `keys` ascending, the same result as `sort_unstable` (they are plain integers), by an
 /// LSD radix sort over only the bits that vary between keys (for a field in one or two binades
-/// that is ~24 of the 64), in as few digits of at most [`RADIX_BITS`] as cover them. On the
+/// that is ~24 of the 64), in as few digits of at most 12 bits (`RADIX_BITS`) as cover them. On the
 /// 8192-value slices of TREFHT the comparison sort of `f64`s cost ~500 instructions per value,
 /// a byte-wise radix sort ~78, this ~30. Public for the causal route's palettes.
 pub fn radix_sort(keys: &mut Vec<u64>) {
