@@ -747,38 +747,24 @@ impl<const NB: usize> TileGroup<NB> {
 fn sample_tiled<const NB: usize, const LAST: usize>(
     (stencil, vals, valid, (n_slices, n_rows, n_cols), in_slice_only, max_samples, per_slice): SampleArgs<'_>,
 ) -> Vec<(NormalEquations, f64)> {
-    let n_taps = if in_slice_only {
-        stencil.n_in
-    } else {
-        stencil.taps.len()
-    };
-    let n_w = n_taps.saturating_sub(1);
-    if n_w == 0 {
+    let dims = (n_slices, n_rows, n_cols);
+    let Some(SampleRegion {
+        n_taps,
+        n_w,
+        s_lo,
+        s_hi,
+        i_hi,
+        j_hi,
+        stride,
+    }) = SampleRegion::new(stencil, dims, in_slice_only, max_samples)
+    else {
         return Vec::new();
-    }
+    };
     assert!(
         n_taps <= (NB - 1) * TILE + LAST,
         "sample row wider than the tiles"
     );
     let back = &stencil.back[..n_taps];
-    let (s_lo, s_hi) = if in_slice_only {
-        (0, n_slices.min(1))
-    } else {
-        (stencil.lag.min(n_slices), n_slices)
-    };
-    let i_hi = if in_slice_only {
-        n_rows
-    } else {
-        n_rows.saturating_sub(stencil.down)
-    };
-    let j_hi = n_cols.saturating_sub(stencil.right);
-    let rows = i_hi.saturating_sub(stencil.up);
-    let cols = j_hi.saturating_sub(stencil.left);
-    let total = (s_hi.saturating_sub(s_lo)) * rows * cols;
-    if total == 0 {
-        return Vec::new();
-    }
-    let stride = total.div_ceil(max_samples.max(1)).max(1);
     let slice = n_rows * n_cols;
     // Every point read lies in slices `s_lo - lag ..= s_hi - 1` (slice 0 alone for the in-slice
     // set). Chunked so that the scan vectorises yet stops early on masked data.
@@ -907,6 +893,66 @@ impl<const NB: usize, const LAST: usize> Batch<NB, LAST> {
     }
 }
 
+/// The points a fit samples: slices `s_lo..s_hi`, rows `stencil.up..i_hi`, columns
+/// `stencil.left..j_hi` (every tap inside the block), every `stride`-th of them in scan order;
+/// `n_taps` taps give `n_w` weights.
+struct SampleRegion {
+    n_taps: usize,
+    n_w: usize,
+    s_lo: usize,
+    s_hi: usize,
+    i_hi: usize,
+    j_hi: usize,
+    stride: usize,
+}
+
+impl SampleRegion {
+    /// `None` when there is no weight to fit or no point to sample.
+    fn new(
+        stencil: &Stencil,
+        (n_slices, n_rows, n_cols): (usize, usize, usize),
+        in_slice_only: bool,
+        max_samples: usize,
+    ) -> Option<Self> {
+        let n_taps = if in_slice_only {
+            stencil.n_in
+        } else {
+            stencil.taps.len()
+        };
+        let n_w = n_taps.saturating_sub(1);
+        if n_w == 0 {
+            return None;
+        }
+        let (s_lo, s_hi) = if in_slice_only {
+            (0, n_slices.min(1))
+        } else {
+            (stencil.lag.min(n_slices), n_slices)
+        };
+        let i_hi = if in_slice_only {
+            n_rows
+        } else {
+            n_rows.saturating_sub(stencil.down)
+        };
+        let j_hi = n_cols.saturating_sub(stencil.right);
+        let rows = i_hi.saturating_sub(stencil.up);
+        let cols = j_hi.saturating_sub(stencil.left);
+        let total = (s_hi.saturating_sub(s_lo)) * rows * cols;
+        if total == 0 {
+            return None;
+        }
+        let stride = total.div_ceil(max_samples.max(1)).max(1);
+        Some(Self {
+            n_taps,
+            n_w,
+            s_lo,
+            s_hi,
+            i_hi,
+            j_hi,
+            stride,
+        })
+    }
+}
+
 /// Calls `f(slice, x, y)` for the fit's sample points: `x` the taps' differences to the
 /// reference, `y` the value's.
 fn for_each_sample(
@@ -918,33 +964,19 @@ fn for_each_sample(
     max_samples: usize,
     mut f: impl FnMut(usize, &[f64], f64),
 ) {
-    let n_taps = if in_slice_only {
-        stencil.n_in
-    } else {
-        stencil.taps.len()
-    };
-    let n_w = n_taps.saturating_sub(1);
-    if n_w == 0 {
+    let dims = (n_slices, n_rows, n_cols);
+    let Some(SampleRegion {
+        n_taps,
+        n_w,
+        s_lo,
+        s_hi,
+        i_hi,
+        j_hi,
+        stride,
+    }) = SampleRegion::new(stencil, dims, in_slice_only, max_samples)
+    else {
         return;
-    }
-    let (s_lo, s_hi) = if in_slice_only {
-        (0, n_slices.min(1))
-    } else {
-        (stencil.lag.min(n_slices), n_slices)
     };
-    let i_hi = if in_slice_only {
-        n_rows
-    } else {
-        n_rows.saturating_sub(stencil.down)
-    };
-    let j_hi = n_cols.saturating_sub(stencil.right);
-    let rows = i_hi.saturating_sub(stencil.up);
-    let cols = j_hi.saturating_sub(stencil.left);
-    let total = (s_hi.saturating_sub(s_lo)) * rows * cols;
-    if total == 0 {
-        return;
-    }
-    let stride = total.div_ceil(max_samples.max(1)).max(1);
     let slice = n_rows * n_cols;
     let mut x = vec![0.0f64; n_w];
     let mut counter = 0usize;
