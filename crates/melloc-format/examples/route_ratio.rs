@@ -1,14 +1,18 @@
-//! Runs the causal route over every file of a data directory (default `/work/shared/data`),
+//! Runs one route (`causal`, the default, or `paper`) over every file of a data directory
+//! (default `/work/shared/data`),
 //! checks bit-exactness, and prints per-file ratio and single-thread MB/s next to `xz -6` and
 //! `zstd -19` of the same raw bytes, plus the aggregate ratio and geometric means.
 //!
 //! ```text
-//! cargo run -p melloc-format --release --example causal_ratio -- [DIR] [CHUNK_MB] [FILTER]
+//! cargo run -p melloc-format --release --example route_ratio -- [DIR] [CHUNK_MB] [FILTER] [ROUTE]
 //! ```
 //!
 //! Files are named `VAR_d0_d1[_d2].f32|f64` (C order, slowest first). A 3-D file is cut into
 //! chunks of whole slices of about CHUNK_MB (default 4); a 2-D file into chunks of whole rows.
-//! Sizes count every section's bytes plus 16 bytes per section for the container's framing.
+//! Sizes count every section as the container stores it (zstd -9 when smaller, else raw) plus
+//! 16 bytes per section for the container's framing. Times are the route's encode/decode only
+//! (no back end, no verification). The bench (`cargo xtask bench`) is the reference; this is
+//! the quick loop for working on one route.
 //! Peer sizes come from the `xz` and `zstd` binaries, cached in `/tmp/melloc_peers.txt`.
 //! `MELLOC_REPEATS=N` times every chunk N times and keeps the fastest; `MELLOC_CPU_TIME=1`
 //! times on-CPU time of the thread instead of wall time (both for shared machines), and then
@@ -20,7 +24,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use melloc_core::{BlockDims, Float};
-use melloc_format::route::{causal, RouteConfig};
+use melloc_format::route::{self, RouteConfig, RouteId};
 
 const SECTION_OVERHEAD: usize = 16;
 const PEER_CACHE: &str = "/tmp/melloc_peers.txt";
@@ -113,7 +117,12 @@ struct Outcome {
     dec_s: f64,
 }
 
-fn run<T: Float>(bytes: &[u8], dims: &[usize], chunk_bytes: usize) -> Result<Outcome, String> {
+fn run<T: Float>(
+    id: RouteId,
+    bytes: &[u8],
+    dims: &[usize],
+    chunk_bytes: usize,
+) -> Result<Outcome, String> {
     let values = T::vec_from_le_bytes(bytes);
     let (n_s, n_r, n_c) = match dims {
         [n] => (1, 1, *n),
@@ -153,12 +162,12 @@ fn run<T: Float>(bytes: &[u8], dims: &[usize], chunk_bytes: usize) -> Result<Out
         let mut secs = Vec::new();
         for _ in 0..repeats {
             let t = Clock::start();
-            secs = causal::encode(block, bd, &cfg).map_err(|e| e.to_string())?;
+            secs = route::encode(id, block, bd, &cfg).map_err(|e| e.to_string())?;
             times.add(t.elapsed());
         }
         out.enc_s += times.result();
         if u0 == 0 && std::env::var_os("MELLOC_VERBOSE").is_some() {
-            if let Ok(info) = causal::describe(&secs, bd, T::DTYPE) {
+            if let Ok(info) = route::describe(id, &secs, bd, T::DTYPE) {
                 eprintln!("  {} | {}", info.integerisation, info.notes.join(" | "));
             }
             let sz: Vec<usize> = secs.iter().map(|s| s.data.len()).collect();
@@ -166,13 +175,16 @@ fn run<T: Float>(bytes: &[u8], dims: &[usize], chunk_bytes: usize) -> Result<Out
         }
         out.out_bytes += secs
             .iter()
-            .map(|s| s.data.len() + SECTION_OVERHEAD)
+            .map(|s| {
+                let z = zstd::bulk::compress(&s.data, 9).map_or(usize::MAX, |c| c.len());
+                z.min(s.data.len()) + SECTION_OVERHEAD
+            })
             .sum::<usize>();
         let mut times = Times::default();
         let mut back: Vec<T> = Vec::new();
         for _ in 0..repeats {
             let t = Clock::start();
-            back = causal::decode(&secs, bd).map_err(|e| e.to_string())?;
+            back = route::decode(id, &secs, bd).map_err(|e| e.to_string())?;
             times.add(t.elapsed());
         }
         out.dec_s += times.result();
@@ -194,6 +206,14 @@ fn main() {
     let dir = args.get(1).map_or("/work/shared/data", String::as_str);
     let chunk_mb: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(4.0);
     let filter = args.get(3).cloned().unwrap_or_default();
+    let (id, rname) = match args.get(4).map_or("causal", String::as_str) {
+        "causal" => (RouteId::Causal, "causal"),
+        "paper" => (RouteId::Paper, "paper"),
+        other => {
+            eprintln!("unknown route `{other}` (expected causal or paper)");
+            std::process::exit(2);
+        }
+    };
     let mut cache = load_cache();
     let mut names: Vec<String> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
@@ -207,7 +227,7 @@ fn main() {
     };
     names.sort();
     println!(
-        "| file | MB | causal | xz -6 | zstd -19 | causal/best | enc MB/s | dec MB/s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| file | MB | {rname} | xz -6 | zstd -19 | {rname}/best | enc MB/s | dec MB/s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     let (mut tot_in, mut tot_out, mut tot_xz, mut tot_zs) = (0usize, 0usize, 0usize, 0usize);
     let (mut lg, mut lg_xz, mut lg_zs, mut lg_best) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -241,9 +261,9 @@ fn main() {
         };
         let chunk = (chunk_mb * 1e6) as usize;
         let res = if name.ends_with(".f32") {
-            run::<f32>(&bytes, &dims, chunk)
+            run::<f32>(id, &bytes, &dims, chunk)
         } else {
-            run::<f64>(&bytes, &dims, chunk)
+            run::<f64>(id, &bytes, &dims, chunk)
         };
         let o = match res {
             Ok(o) => o,
@@ -278,7 +298,7 @@ fn main() {
     }
     let nf = n_files.max(1) as f64;
     println!(
-        "\n{n_files} files, {:.1} MB. aggregate: causal {:.3}, xz {:.3}, zstd {:.3}. geomean: causal {:.3}, xz {:.3}, zstd {:.3}, best(xz,zstd) {:.3}. MB/s: enc {:.1}, dec {:.1}",
+        "\n{n_files} files, {:.1} MB. aggregate: {rname} {:.3}, xz {:.3}, zstd {:.3}. geomean: {rname} {:.3}, xz {:.3}, zstd {:.3}, best(xz,zstd) {:.3}. MB/s: enc {:.1}, dec {:.1}",
         tot_in as f64 / 1e6,
         tot_in as f64 / tot_out.max(1) as f64,
         tot_in as f64 / tot_xz.max(1) as f64,

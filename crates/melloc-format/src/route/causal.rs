@@ -1455,8 +1455,9 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
     }
     let build = |r: &Recipe| r.build(values, &base_mask, zero_mask.as_deref(), dims);
     // Which candidates to encode fully: with a row sample, only the best estimate.
-    let chosen: Vec<usize> = match RowSample::for_dims(dims) {
-        Some(sample) if recipes.len() > 1 => {
+    let sample = RowSample::for_dims(dims).filter(|_| recipes.len() > 1);
+    let chosen: Vec<usize> = match sample {
+        Some(sample) => {
             let (sub, sub_base, sub_zero, sub_dims) =
                 sample.apply(values, &base_mask, zero_mask.as_deref(), dims);
             let mut best = (f64::INFINITY, 0usize);
@@ -1476,12 +1477,12 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
                 vec![best.1, 0]
             }
         }
-        _ => (0..recipes.len()).collect(),
+        None => (0..recipes.len()).collect(),
     };
-    let sampled = RowSample::for_dims(dims).is_some() && recipes.len() > 1;
     let mut best: Option<Vec<Section>> = None;
     for k in chosen {
-        if sampled && best.is_some() {
+        // Sampled: the first candidate that builds is the one; unsampled: the smallest.
+        if sample.is_some() && best.is_some() {
             break;
         }
         let Some(c) = build(&recipes[k]) else {
@@ -1497,6 +1498,22 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
         }
     }
     best.ok_or_else(|| FormatError::InvalidArgument("causal: no candidate".into()))
+}
+
+/// Decodes the values of one block with the dense or the branchy range decoder.
+fn run_dec<T: Float, const DENSE: bool>(
+    (rc, raw): (&[u8], &[u8]),
+    hdr: &Header,
+    dims: BlockDims,
+    planes: &mut Planes<T>,
+) -> Result<()> {
+    let mut io = Dec::<DENSE> {
+        rc: RangeDecoder::new(rc)?,
+        raw: BitReader::new(raw),
+    };
+    run::<T, _>(&mut io, hdr, dims, None, None, planes);
+    io.rc.finish()?;
+    io.raw.finish()
 }
 
 /// Decodes one block.
@@ -1523,21 +1540,9 @@ pub fn decode<T: Float>(sections: &[Section], dims: BlockDims) -> Result<Vec<T>>
     // Dense streams (a renormalisation every few values, at unpredictable times) decode
     // faster without the renormalisation branch; skewed ones (mostly zeros) with it.
     if rc.len() * 8 >= n * DENSE_BITS_PER_VALUE {
-        let mut io = Dec::<true> {
-            rc: RangeDecoder::new(rc)?,
-            raw: BitReader::new(raw),
-        };
-        run::<T, _>(&mut io, &hdr, dims, None, None, &mut planes);
-        io.rc.finish()?;
-        io.raw.finish()?;
+        run_dec::<T, true>((rc, raw), &hdr, dims, &mut planes)?;
     } else {
-        let mut io = Dec::<false> {
-            rc: RangeDecoder::new(rc)?,
-            raw: BitReader::new(raw),
-        };
-        run::<T, _>(&mut io, &hdr, dims, None, None, &mut planes);
-        io.rc.finish()?;
-        io.raw.finish()?;
+        run_dec::<T, false>((rc, raw), &hdr, dims, &mut planes)?;
     }
     if planes.bad_index {
         return Err(corrupt!("causal: palette index out of range"));
