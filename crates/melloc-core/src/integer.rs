@@ -595,7 +595,7 @@ pub fn detect_slice_grids<T: Float>(
     is_exception: &[bool],
     slice_len: usize,
 ) -> Option<Vec<Integerisation>> {
-    if slice_len == 0 || values.len() < 2 * slice_len || values.len() % slice_len != 0 {
+    if slice_len == 0 || values.len() < 2 * slice_len || !values.len().is_multiple_of(slice_len) {
         return None;
     }
     let mut kinds = Vec::with_capacity(values.len() / slice_len);
@@ -1415,7 +1415,10 @@ mod tests {
             is_exception: &[bool],
             slice_len: usize,
         ) -> Option<Vec<Integerisation>> {
-            if slice_len == 0 || values.len() < 2 * slice_len || values.len() % slice_len != 0 {
+            if slice_len == 0
+                || values.len() < 2 * slice_len
+                || !values.len().is_multiple_of(slice_len)
+            {
                 return None;
             }
             let mut kinds = Vec::with_capacity(values.len() / slice_len);

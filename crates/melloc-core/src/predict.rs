@@ -984,7 +984,7 @@ fn for_each_sample(
         for i in stencil.up..i_hi {
             for j in stencil.left..j_hi {
                 counter += 1;
-                if counter % stride != 0 {
+                if !counter.is_multiple_of(stride) {
                     continue;
                 }
                 let idx = s * slice + i * n_cols + j;

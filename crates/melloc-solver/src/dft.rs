@@ -139,7 +139,7 @@ fn factor(n: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut rest = n;
     let mut twos = 0u32;
-    while rest % 2 == 0 {
+    while rest.is_multiple_of(2) {
         rest /= 2;
         twos += 1;
     }
@@ -149,7 +149,7 @@ fn factor(n: usize) -> Vec<usize> {
     }
     let mut p = 3;
     while p * p <= rest {
-        while rest % p == 0 {
+        while rest.is_multiple_of(p) {
             out.push(p);
             rest /= p;
         }
@@ -287,7 +287,7 @@ impl DftPlan {
     }
 
     fn check(&self, data: &[C], scratch: &[C]) -> Result<(), SolverError> {
-        if data.len() % self.n != 0 {
+        if !data.len().is_multiple_of(self.n) {
             return Err(SolverError::InvalidArgument(format!(
                 "buffer of {} is not a multiple of the DFT length {}",
                 data.len(),

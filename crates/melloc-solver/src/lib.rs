@@ -116,7 +116,7 @@ pub fn unit_root(k: usize, n: usize) -> (f64, f64) {
     let oct = t / n128;
     let rem = t % n128;
     let frac = |r: u128| (r as f64 / n as f64) * std::f64::consts::FRAC_PI_4;
-    let (c, s) = if oct % 2 == 0 {
+    let (c, s) = if oct.is_multiple_of(2) {
         poly_cos_sin(frac(rem))
     } else {
         poly_cos_sin(frac(n128 - rem))

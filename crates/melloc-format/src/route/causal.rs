@@ -126,7 +126,7 @@ struct Header {
 #[derive(Clone, Debug)]
 enum Domain {
     Int(Integerisation),
-    Palette(Vec<f64>),
+    Palette(PaletteIndex),
     Slices(Vec<Integerisation>),
 }
 
@@ -145,11 +145,79 @@ impl Domain {
     }
 }
 
+/// A palette's values (ascending) with a bucket index for [`PaletteIndex::lower_bound`].
+///
+/// Bucket `b(x) = floor((x - values[0]) * scale)` is non-decreasing in `x` (IEEE subtraction
+/// and multiplication by a positive constant are monotone), so every entry of a lower bucket
+/// than `b(x)` is below `x` and every entry of a higher one is above it: the answer lies among
+/// the entries of bucket `b(x)`, `start[b]..start[b + 1]`. Exact for any spacing; fast when
+/// the values are spread evenly. Measured on z-eraint (a palette of 20,970 values, 694K
+/// lookups), against a binary search over the whole palette: 13% fewer instructions, and
+/// decoding took 47% less CPU time (54.8 -> 29.2 ms; u-eraint 48.1 -> 33.0 ms; median of 11),
+/// encoding 21% less; outputs byte-identical.
+#[derive(Clone, Debug)]
+struct PaletteIndex {
+    values: Vec<f64>,
+    scale: f64,
+    /// `start[b]`: the number of entries in buckets below `b` (`n_buckets + 1` of them).
+    start: Vec<u32>,
+}
+
+impl PaletteIndex {
+    fn new(values: Vec<f64>) -> Self {
+        let n_buckets = values.len().clamp(1, 1 << 18);
+        let (first, last) = match (values.first(), values.last()) {
+            (Some(&f), Some(&l)) => (f, l),
+            _ => (0.0, 0.0),
+        };
+        let width = last - first;
+        // A degenerate or non-finite span (one value, or a corrupt palette): one bucket.
+        let scale = if width.is_finite() && width > 0.0 && (n_buckets as f64 / width).is_finite() {
+            n_buckets as f64 / width
+        } else {
+            0.0
+        };
+        let mut index = Self {
+            values,
+            scale,
+            start: Vec::new(),
+        };
+        let mut start = vec![0u32; n_buckets + 1];
+        for &v in &index.values {
+            let b = index.bucket(v, n_buckets);
+            start[b + 1] += 1;
+        }
+        for b in 0..n_buckets {
+            start[b + 1] += start[b];
+        }
+        index.start = start;
+        index
+    }
+
+    /// The bucket of `x` in `0..n_buckets` (clamped; NaN to 0).
+    #[inline(always)]
+    fn bucket(&self, x: f64, n_buckets: usize) -> usize {
+        let first = self.values.first().copied().unwrap_or(0.0);
+        let t = (x - first) * self.scale;
+        // `as` saturates (NaN -> 0); the clamp keeps `x == last` in the last bucket.
+        (t as usize).min(n_buckets - 1)
+    }
+
+    /// `values.partition_point(|&v| v < x)`: the number of entries below `x`.
+    #[inline(always)]
+    fn lower_bound(&self, x: f64) -> usize {
+        let n_buckets = self.start.len() - 1;
+        let b = self.bucket(x, n_buckets);
+        let (lo, hi) = (self.start[b] as usize, self.start[b + 1] as usize);
+        lo + self.values[lo..hi].partition_point(|&v| v < x)
+    }
+}
+
 /// The domain of one slice.
 #[derive(Clone, Copy, Debug)]
 enum SliceDomain<'a> {
     Int(Integerisation),
-    Palette(&'a [f64]),
+    Palette(&'a PaletteIndex),
     Physical(Integerisation),
 }
 
@@ -159,9 +227,10 @@ impl SliceDomain<'_> {
         match self {
             SliceDomain::Int(k) => k.int_of_prediction::<T>(pred),
             SliceDomain::Physical(k) => k.int_of_physical_prediction::<T>(pred),
-            SliceDomain::Palette(p) => {
+            SliceDomain::Palette(index) => {
                 // Nearest entry; NaN maps to index 0. Ties go to the lower entry.
-                let i = p.partition_point(|&x| x < pred);
+                let p = &index.values[..];
+                let i = index.lower_bound(pred);
                 if i == 0 {
                     0
                 } else if i >= p.len() {
@@ -186,7 +255,7 @@ impl SliceDomain<'_> {
                     0.0
                 }
             }
-            SliceDomain::Palette(p) => p.get(k as usize).copied().unwrap_or(0.0),
+            SliceDomain::Palette(p) => p.values.get(k as usize).copied().unwrap_or(0.0),
         }
     }
 }
@@ -595,12 +664,12 @@ fn run<T: Float, IO: Io>(
     let domain = if !hdr.slice_grids.is_empty() {
         Domain::Slices(hdr.slice_grids.clone())
     } else if hdr.n_palette > 0 {
-        Domain::Palette(
+        Domain::Palette(PaletteIndex::new(
             palette_bits
                 .iter()
                 .map(|&b| T::from_bits_u64(b).to_f64())
                 .collect(),
-        )
+        ))
     } else {
         Domain::Int(hdr.kind)
     };
@@ -1033,7 +1102,9 @@ fn encode_integ<T: Float>(
     dims: BlockDims,
 ) -> Vec<Section> {
     let domain = match palette {
-        Some(p) => Domain::Palette(p.iter().map(|&b| T::from_bits_u64(b).to_f64()).collect()),
+        Some(p) => Domain::Palette(PaletteIndex::new(
+            p.iter().map(|&b| T::from_bits_u64(b).to_f64()).collect(),
+        )),
         None if !slice_grids.is_empty() => Domain::Slices(slice_grids.to_vec()),
         None => Domain::Int(integ.kind),
     };
@@ -1572,6 +1643,12 @@ pub fn describe(sections: &[Section], dims: BlockDims, dtype: DType) -> Result<R
     }
     if hdr.has_fixes {
         notes.push("grid ulp fixes present".into());
+    }
+    if hdr.n_palette > 0 {
+        notes.push(format!(
+            "palette of {} distinct values (coded by index)",
+            hdr.n_palette
+        ));
     }
     if let (Some(first), Some(last)) = (hdr.slice_grids.first(), hdr.slice_grids.last()) {
         notes.push(format!(
