@@ -1671,6 +1671,36 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    proptest! {
+        /// The bucket index finds what a binary search over the whole palette finds, for
+        /// even, clustered and repeated values and for queries outside, on and between them.
+        #[test]
+        fn palette_index_matches_binary_search(
+            mut vals in prop::collection::vec(
+                prop_oneof![-1e6f64..1e6, -1.0f64..1.0, Just(0.0), Just(-0.0), Just(1e300)],
+                1..300,
+            ),
+            queries in prop::collection::vec(
+                prop_oneof![
+                    -2e6f64..2e6,
+                    -1.0f64..1.0,
+                    Just(f64::NAN),
+                    Just(f64::INFINITY),
+                    Just(f64::NEG_INFINITY),
+                    Just(-0.0),
+                ],
+                1..100,
+            ),
+        ) {
+            vals.sort_by(f64::total_cmp);
+            let index = PaletteIndex::new(vals.clone());
+            let on_palette = vals.iter().copied();
+            for x in queries.iter().copied().chain(on_palette) {
+                prop_assert_eq!(index.lower_bound(x), vals.partition_point(|&v| v < x), "x = {}", x);
+            }
+        }
+    }
+
     fn roundtrip<T: Float>(values: &[T], dims: BlockDims) -> usize {
         let secs = encode(values, dims, &RouteConfig::default()).unwrap();
         let back: Vec<T> = decode(&secs, dims).unwrap();
