@@ -88,21 +88,31 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Writes the concatenation of `parts` to `dest`. A file is written to a temporary file in its
-/// directory, given the permissions of `mode_of` (the input) when known, and renamed into
-/// place; without `force` an existing file is never replaced.
+/// Writes the concatenation of `parts` to `dest` ([`write_output_with`]).
 pub fn write_output(
     dest: &Dest,
     parts: &[&[u8]],
     force: bool,
     mode_of: Option<&Path>,
 ) -> Result<()> {
+    write_output_with(dest, force, mode_of, |w| {
+        parts.iter().try_for_each(|p| w.write_all(p))
+    })
+}
+
+/// Writes what `write` writes to `dest`. A file is written to a temporary file in its
+/// directory, given the permissions of `mode_of` (the input) when known, and renamed into
+/// place; without `force` an existing file is never replaced.
+pub fn write_output_with(
+    dest: &Dest,
+    force: bool,
+    mode_of: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     match dest {
         Dest::Stdout => {
             let mut out = std::io::stdout().lock();
-            for p in parts {
-                out.write_all(p).context("writing <stdout>")?;
-            }
+            write(&mut out).context("writing <stdout>")?;
             out.flush().context("writing <stdout>")?;
         }
         Dest::File(path) => {
@@ -126,11 +136,11 @@ pub fn write_output(
                     )
                 })?;
             {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                for p in parts {
-                    w.write_all(p)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
+                // Writers give large blocks (whole buffers, or the decoder's 64 KiB blocks, which
+                // pass straight through): the buffer only gathers small pieces such as headers.
+                // At 1 MiB it added its size to the peak memory of small files.
+                let mut w = std::io::BufWriter::with_capacity(64 << 10, tmp.as_file_mut());
+                write(&mut w).with_context(|| format!("writing {}", path.display()))?;
                 w.flush()
                     .with_context(|| format!("writing {}", path.display()))?;
             }

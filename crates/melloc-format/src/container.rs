@@ -352,6 +352,25 @@ impl StoredChunk {
         Ok(Self { route, sections })
     }
 
+    /// [`decode_sections`](Self::decode_sections), consuming the chunk: a section stored
+    /// without a back end is moved, not copied, and every stored section is freed once decoded.
+    /// The decoder used to hold the chunk's stored bytes until its values were rebuilt: 1.7 MB
+    /// of the 8.8 MB heap peak of decompressing TREFHT.
+    pub fn into_decoded_sections(self) -> Result<Vec<Section>> {
+        self.sections
+            .into_iter()
+            .map(|s| {
+                let raw_len =
+                    usize::try_from(s.raw_len).map_err(|_| corrupt!("section length overflows"))?;
+                let data = match s.backend {
+                    wire::BACKEND_NONE if s.data.len() == raw_len => s.data,
+                    code => crate::backend::decode_section(code, &s.data, raw_len)?,
+                };
+                Ok(Section::new(s.kind, data))
+            })
+            .collect()
+    }
+
     /// Decodes the back ends of every section.
     pub fn decode_sections(&self) -> Result<Vec<Section>> {
         self.sections

@@ -20,7 +20,8 @@ pub mod wire;
 
 pub use array::{compress_array, decompress_array};
 pub use codec::{
-    compress, compress_bytes, decompress_bytes, inspect, ChunkInfo, Decoded, FileInfo, SectionInfo,
+    compress, compress_bytes, decompress_bytes, decompress_values, inspect, ChunkInfo, Decoded,
+    DecodedValues, FileInfo, SectionInfo,
 };
 pub use config::{BackendSpec, CompressConfig, DecompressConfig, Preset, RouteSpec};
 pub use error::{FormatError, Result};

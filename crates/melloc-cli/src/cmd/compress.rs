@@ -8,7 +8,7 @@ use melloc_format::CompressConfig;
 
 use crate::cli::{CompressArgs, GlobalArgs};
 use crate::cmd::{check_inputs, for_each_file, remove_input};
-use crate::input::{display_name, is_dash, parse_field, read_all, Layout};
+use crate::input::{display_name, is_dash, read_field, Layout, Values};
 use crate::output::{check_dest, write_output, Dest};
 use crate::ui::{self, Ui};
 
@@ -85,8 +85,7 @@ fn compress_one(input: &Path, args: &CompressArgs, cfg: &CompressConfig, ui: &Ui
     let name = display_name(input);
     let dest = dest_for(input, args)?;
     check_dest(&dest, input, args.out.force, "compressed data")?;
-    let bytes = read_all(input)?;
-    let field = parse_field(input, bytes, args.dtype, args.shape.clone())?;
+    let field = read_field(input, args.dtype, args.shape.clone())?;
     match field.layout {
         Layout::FromName { dtype, shape } => {
             let what = match (dtype, shape) {
@@ -102,9 +101,16 @@ fn compress_one(input: &Path, args: &CompressArgs, cfg: &CompressConfig, ui: &Ui
         Layout::Npy => ui.detail(format!("{name}: .npy {} {}", field.dtype, field.shape)),
         Layout::Flags => ui.detail(format!("{name}: raw {} {}", field.dtype, field.shape)),
     }
+    let original = field.values.n_bytes() as u64;
+    let file_len = field.file_len;
     let pb = ui.spinner(format!("compressing {name}"));
     let t0 = Instant::now();
-    let result = melloc_format::compress_bytes(field.values(), field.dtype, &field.shape, cfg);
+    // The encoder borrows its chunks from the values (no copy of the input).
+    let result = match &field.values {
+        Values::F32(v) => melloc_format::compress(v, &field.shape, cfg),
+        Values::F64(v) => melloc_format::compress(v, &field.shape, cfg),
+    };
+    drop(field);
     let secs = t0.elapsed().as_secs_f64();
     ui::done(pb);
     let compressed = result.with_context(|| format!("compressing {name}"))?;
@@ -114,16 +120,8 @@ fn compress_one(input: &Path, args: &CompressArgs, cfg: &CompressConfig, ui: &Ui
         args.out.force,
         Some(input).filter(|p| !is_dash(p)),
     )?;
-    let original = field.values().len() as u64;
     let stored = compressed.len() as u64;
-    ui.info(ui::summary(
-        &name,
-        field.file_len() as u64,
-        stored,
-        original,
-        stored,
-        secs,
-    ));
+    ui.info(ui::summary(&name, file_len, stored, original, stored, secs));
     if ui.is_verbose() {
         if let Ok(info) = melloc_format::inspect(&compressed) {
             ui.detail(format!(

@@ -10,7 +10,7 @@ use crate::cli::{DecompressArgs, GlobalArgs};
 use crate::cmd::compress::SUFFIX;
 use crate::cmd::{check_inputs, for_each_file, remove_input};
 use crate::input::{display_name, is_dash, npy_header, read_all};
-use crate::output::{check_dest, write_output, Dest};
+use crate::output::{check_dest, write_output_with, Dest};
 use crate::ui::{self, Ui};
 
 /// The decoder configuration from the flags.
@@ -73,7 +73,7 @@ fn decompress_one(
     let bytes = read_all(input)?;
     let pb = ui.spinner(format!("decompressing {name}"));
     let t0 = Instant::now();
-    let result = melloc_format::decompress_bytes(&bytes, cfg);
+    let result = melloc_format::decompress_values(&bytes, cfg);
     let secs = t0.elapsed().as_secs_f64();
     ui::done(pb);
     let decoded = result.with_context(|| format!("decompressing {name}"))?;
@@ -82,13 +82,16 @@ fn decompress_one(
     } else {
         Vec::new()
     };
-    write_output(
+    write_output_with(
         &dest,
-        &[&header, &decoded.bytes],
         args.out.force,
         Some(input).filter(|p| !is_dash(p)),
+        |w| {
+            w.write_all(&header)?;
+            decoded.write_le(w)
+        },
     )?;
-    let original = decoded.bytes.len() as u64;
+    let original = decoded.n_bytes();
     ui.info(ui::summary(
         &name,
         bytes.len() as u64,

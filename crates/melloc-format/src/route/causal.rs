@@ -1153,19 +1153,41 @@ fn encode_integ<T: Float>(
     ]
 }
 
-/// The sorted distinct ordered bits of the valid values of a block.
+/// The sorted distinct ordered bits of the valid values of a block, or none at all when there
+/// are more than `values.len() / 2 + 1`: then neither they nor they without +0.0 make a palette
+/// ([`palette_of`]), and they are not widened to a `u64` list.
+///
+/// `f32` ordered bits are sorted as `u32` keys: the sort holds keys and scratch, 16 bytes per
+/// value as `u64`, 14.4 of the 22.5 MB heap peak of compressing TREFHT (3.6 MB); 8 as `u32`.
 fn distinct_ords<T: Float>(values: &[T], is_exception: &[bool]) -> Vec<u64> {
-    let mut ords: Vec<u64> = Vec::with_capacity(values.len());
-    ords.extend(
+    let valid = || {
         values
             .iter()
             .zip(is_exception)
             .filter(|(_, &e)| !e)
-            .map(|(v, _)| v.to_ordered()),
-    );
-    radix_sort(&mut ords);
-    ords.dedup();
-    ords
+            .map(|(v, _)| v.to_ordered())
+    };
+    let max_len = values.len() / 2 + 1;
+    if T::N_BITS == 32 {
+        let mut ords: Vec<u32> = Vec::with_capacity(values.len());
+        // `to_ordered` of an `f32` is below 2^32.
+        ords.extend(valid().map(|o| o as u32));
+        radix_sort(&mut ords);
+        ords.dedup();
+        if ords.len() > max_len {
+            return Vec::new();
+        }
+        ords.into_iter().map(u64::from).collect()
+    } else {
+        let mut ords: Vec<u64> = Vec::with_capacity(values.len());
+        ords.extend(valid());
+        radix_sort(&mut ords);
+        ords.dedup();
+        if ords.len() > max_len {
+            return Vec::new();
+        }
+        ords
+    }
 }
 
 /// The palette of a block of `n` values from its distinct values ([`distinct_ords`]), or
