@@ -30,8 +30,10 @@
 //!    the bit lengths of the W, N, NW, NE residuals, coded around the expected length
 //!    `e = ceil(c / 2)`: "n == e", then "n > e", then the distance `|n - e| - 1` in unary
 //!    (6 adaptive steps, then a 6-bit tree); decisions with only one possible outcome are not
-//!    coded. Then the sign; the first mantissa bits below the leading one adaptively; the
-//!    remaining low bits raw in a separate bit stream.
+//!    coded. Then the sign; in header versions 3 and 4 the first two mantissa bits below the
+//!    leading one adaptively; the remaining low bits (all bits below the leading one from
+//!    version 5) raw in a separate bit stream. The palette's deltas keep the two adaptive
+//!    bits in every version.
 //! 5. For 3-D blocks, each slice `s >= lag` starts with a "copy" bit: when set, every value of
 //!    the slice is predicted by the value at the same point `lag` slices back (exactly; the
 //!    fitted weights are not used for that slice). The encoder sets it when at least half the
@@ -40,8 +42,8 @@
 //! Sections: 0 header (parameters), 1 range-coded stream (the palette, if any, then the
 //! values), 2 raw low bits.
 //!
-//! Header layout (little-endian): `version` u8 (4; 3 in format 1.0 files, read the same way
-//! without the repeat decision); `flags` u8 (1 grid, 2 exceptions, 4 ulp
+//! Header layout (little-endian): `version` u8 (5; 4 in format 1.1 files, read the same way
+//! with two adaptive mantissa bits; 3 in format 1.0 files, also without the repeat decision); `flags` u8 (1 grid, 2 exceptions, 4 ulp
 //! fixes, 8 grid op is division, 16 palette, 32 per-slice grids; other bits are an error);
 //! with flag 16: palette length u32 (1..=block length, not with flag 1); with flag 32
 //! (not with 1, 8 or 16; the block has >= 2 slices): per slice, op u8 (0 `*`, 1 `/`), offset
@@ -62,15 +64,19 @@ use melloc_core::{BlockDims, DType, Float};
 use super::{RouteConfig, RouteInfo};
 use crate::entropy::{BitReader, BitWriter, RangeDecoder, RangeEncoder, PROB_INIT};
 use crate::error::{corrupt, FormatError, Result};
-use crate::residual::{code_signed, length_context, neighbour_bytes, BitIo, LenModels};
+use crate::residual::{
+    code_signed, code_signed_with, length_context, neighbour_bytes, BitIo, LenModels,
+};
 use crate::section::{expect_section, Section};
 
 const KIND_HEADER: u8 = 0;
 const KIND_RC: u8 = 1;
 const KIND_RAW: u8 = 2;
-/// Section layout version. 3: nine previous-slice taps (2: five; 2 coded bit lengths around
-/// the context's expected length, 1 a 6-bit tree per context; pre-release, no longer read).
-const VERSION: u8 = 4;
+/// Section layout version. 5: no adaptive mantissa bits in residuals (format 1.2); 4: the
+/// exception repeat decision (1.1); 3: nine previous-slice taps (1.0; 2: five; 2 coded bit
+/// lengths around the context's expected length, 1 a 6-bit tree per context; pre-release, no
+/// longer read).
+const VERSION: u8 = 5;
 /// The oldest header version this build reads (format 1.0 files).
 const MIN_VERSION: u8 = 3;
 
@@ -894,7 +900,12 @@ fn run<T: Float, IO: Io>(
                 }
                 let pi = kind.int_of_prediction::<T>(pred);
                 let r = src.map_or(0, |s| s.ints.get(idx).wrapping_sub(pi));
-                let (r, b) = code_signed(io, &mut m.res, ctx, sctx, r);
+                // Version 5: no adaptive mantissa bits (`code_signed_with`).
+                let (r, b) = if hdr.version >= 5 {
+                    code_signed_with::<_, 0>(io, &mut m.res, ctx, sctx, r)
+                } else {
+                    code_signed(io, &mut m.res, ctx, sctx, r)
+                };
                 let k = pi.wrapping_add(r);
                 vals[q] = kind.domain_value::<T>(k);
                 bl[p] = b;
@@ -1186,6 +1197,7 @@ fn encode_integ<T: Float>(
     slice_grids: &[Integerisation],
     dims: BlockDims,
     plan: FitPlan,
+    version: u8,
 ) -> Vec<Section> {
     let domain = match palette {
         Some(p) => Domain::Palette(PaletteIndex::new(
@@ -1204,7 +1216,7 @@ fn encode_integ<T: Float>(
         }
     }
     let hdr = Header {
-        version: VERSION,
+        version,
         kind: if palette.is_some() || !slice_grids.is_empty() {
             Integerisation::Ordered
         } else {
@@ -1522,13 +1534,20 @@ fn palette_cost<T: Float>(palette: &[u64]) -> usize {
 
 /// Estimated encoded size of a candidate built on the sampled rows (`sub_dims`), scaled to
 /// the block of `n` values.
-fn estimate<T: Float>(c: &Candidate, sub_dims: BlockDims, n: usize, plan: FitPlan) -> f64 {
+fn estimate<T: Float>(
+    c: &Candidate,
+    sub_dims: BlockDims,
+    n: usize,
+    plan: FitPlan,
+    version: u8,
+) -> f64 {
     let size = total_len(&encode_integ::<T>(
         &c.integ,
         c.palette.as_deref(),
         &c.slice_grids,
         sub_dims,
         plan,
+        version,
     )) as f64;
     let fixed = c.palette.as_deref().map_or(0, palette_cost::<T>) as f64;
     let scale = n as f64 / sub_dims.len().max(1) as f64;
@@ -1585,6 +1604,16 @@ impl Recipe {
 /// (fice 8.3 -> 16.6 MB/s, RATE-rmi 19.8 -> 40.5, eraint u/v 21 -> 29). Sampling blocks of
 /// 2^16..2^18 values too cost QCLOUD 27.86 -> 26.13 (a wrong pick), hence `MIN_SAMPLED_LEN`.
 pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Result<Vec<Section>> {
+    encode_as(values, dims, cfg, VERSION)
+}
+
+/// [`encode`], writing header `version` (`MIN_VERSION..=VERSION`; tests write older ones).
+fn encode_as<T: Float>(
+    values: &[T],
+    dims: BlockDims,
+    cfg: &RouteConfig,
+    version: u8,
+) -> Result<Vec<Section>> {
     if values.len() != dims.len() {
         return Err(FormatError::LengthMismatch {
             expected: dims.len() as u64,
@@ -1676,7 +1705,7 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
                 let e = r
                     .build(&sub, &sub_base, sub_zero.as_deref(), sub_dims)
                     .map_or(f64::INFINITY, |c| {
-                        estimate::<T>(&c, sub_dims, dims.len(), sub_plan)
+                        estimate::<T>(&c, sub_dims, dims.len(), sub_plan, version)
                     });
                 if let Recipe::Core { zeros } = r {
                     if best_core.is_none_or(|(b, _)| e < b) {
@@ -1711,7 +1740,14 @@ pub fn encode<T: Float>(values: &[T], dims: BlockDims, cfg: &RouteConfig) -> Res
         let Some(c) = build(&recipes[k]) else {
             continue;
         };
-        let secs = encode_integ::<T>(&c.integ, c.palette.as_deref(), &c.slice_grids, dims, plan);
+        let secs = encode_integ::<T>(
+            &c.integ,
+            c.palette.as_deref(),
+            &c.slice_grids,
+            dims,
+            plan,
+            version,
+        );
         drop(c);
         if best
             .as_ref()
@@ -2033,20 +2069,31 @@ mod tests {
             }
         }
         let dims = BlockDims::new(n_s, n_r, n_c);
-        let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
-        let hdr = Header::parse::<f32>(&secs[0].data, dims).unwrap();
-        assert_eq!(hdr.lag, 3, "the test needs a lag that makes the ring wrap");
+        let hash = |secs: &[Section]| {
+            let mut all = Vec::new();
+            for sec in secs {
+                all.extend_from_slice(&sec.data);
+            }
+            (xxhash_rust::xxh3::xxh3_64(&all), all.len())
+        };
         // Encoder and decoder share `run`, so a roundtrip alone would not notice a ring that
         // reads the wrong slice consistently on both sides. These are the bytes the flat-plane
-        // implementation (commit 65fa01e, before the rings) wrote for this input.
-        let mut all = Vec::new();
-        for sec in &secs {
-            all.extend_from_slice(&sec.data);
-        }
-        assert_eq!(
-            (xxhash_rust::xxh3::xxh3_64(&all), all.len()),
-            (0x9bce_9e1e_94a7_f81b, 2642)
-        );
+        // implementation (commit 65fa01e, before the rings) wrote for this input, in header
+        // version 4.
+        let v4 = encode_as(&v, dims, &RouteConfig::default(), 4).unwrap();
+        let hdr = Header::parse::<f32>(&v4[0].data, dims).unwrap();
+        assert_eq!(hdr.lag, 3, "the test needs a lag that makes the ring wrap");
+        assert_eq!(hash(&v4), (0x9bce_9e1e_94a7_f81b, 2642));
+        let back = decode::<f32>(&v4, dims).unwrap();
+        assert!(back
+            .iter()
+            .map(|x| x.to_bits())
+            .eq(v.iter().map(|x| x.to_bits())));
+        // Version 5 codes the same residuals (predictions do not depend on the version)
+        // without adaptive mantissa bits: these bytes were recorded when it was introduced,
+        // with the version-4 bytes above unchanged.
+        let v5 = encode(&v, dims, &RouteConfig::default()).unwrap();
+        assert_eq!(hash(&v5), (0x03ff_41f1_7a8e_29bf, 2649));
         roundtrip(&v, dims);
     }
 
