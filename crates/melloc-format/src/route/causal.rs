@@ -113,7 +113,8 @@ const DENSE_BITS_PER_VALUE: usize = 2;
 /// Parameters of one block, stored in the header section.
 #[derive(Clone, Debug)]
 struct Header {
-    /// 3 (format 1.0) or 4 (adds the exception repeat decision, format 1.1).
+    /// 3 (format 1.0), 4 (adds the exception repeat decision, format 1.1) or 5 (no adaptive
+    /// mantissa bits, format 1.2).
     version: u8,
     kind: Integerisation,
     has_exceptions: bool,
