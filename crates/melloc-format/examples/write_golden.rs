@@ -172,6 +172,31 @@ fn main() {
         &mut manifest,
     );
 
+    // 6. f32 2-D radar-like field: rain cells on a 0.1 grid among long runs of exact zeros and
+    // of a fill value (run groups, format 1.2).
+    let mut rng = Rng(11);
+    let g: Vec<f32> = (0..60 * 200)
+        .map(|k| {
+            let (i, j) = ((k / 200) as f64, (k % 200) as f64);
+            let r2 = (i - 30.0).powi(2) + (j - 70.0).powi(2);
+            if j > 150.0 {
+                -999.0
+            } else if r2 < 300.0 {
+                (((300.0 - r2) * 0.05 + rng.next_f64()).round() * 0.1) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    write(
+        &dir,
+        "f32_2d_radar_auto",
+        &g,
+        &[60, 200],
+        CompressConfig::default(),
+        &mut manifest,
+    );
+
     let mpath = dir.join(format!(
         "v{}_{}_MANIFEST.txt",
         melloc_format::wire::MAJOR,

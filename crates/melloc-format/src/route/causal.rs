@@ -34,6 +34,12 @@
 //!    leading one adaptively; the remaining low bits (all bits below the leading one from
 //!    version 5) raw in a separate bit stream. The palette's deltas keep the two adaptive
 //!    bits in every version.
+//! 4b. Run groups (version 5, header flag 64): in each row, the points `16 g..16 g + 16`
+//!    (`g >= 1`, the last group shorter) start with a decision "every point repeats the point
+//!    before the group" (context: whether the group before it in the row, and the same group
+//!    in the row above, were runs). Such points are not coded: each repeats W's output value,
+//!    exception mask and prediction-plane value, and takes context byte 0. The encoder sets the
+//!    flag when at least 1 group in 16 repeats.
 //! 5. For 3-D blocks, each slice `s >= lag` starts with a "copy" bit: when set, every value of
 //!    the slice is predicted by the value at the same point `lag` slices back (exactly; the
 //!    fitted weights are not used for that slice). The encoder sets it when at least half the
@@ -43,8 +49,9 @@
 //! values), 2 raw low bits.
 //!
 //! Header layout (little-endian): `version` u8 (5; 4 in format 1.1 files, read the same way
-//! with two adaptive mantissa bits; 3 in format 1.0 files, also without the repeat decision); `flags` u8 (1 grid, 2 exceptions, 4 ulp
-//! fixes, 8 grid op is division, 16 palette, 32 per-slice grids; other bits are an error);
+//! with two adaptive mantissa bits and no runs; 3 in format 1.0 files, also without the
+//! repeat decision); `flags` u8 (1 grid, 2 exceptions, 4 ulp fixes, 8 grid op is division,
+//! 16 palette, 32 per-slice grids, 64 run groups (version 5); other bits are an error);
 //! with flag 16: palette length u32 (1..=block length, not with flag 1); with flag 32
 //! (not with 1, 8 or 16; the block has >= 2 slices): per slice, op u8 (0 `*`, 1 `/`), offset
 //! f64, step f64 (finite, step != 0); with flag 1: offset f64, step f64; `lo`, `hi` f64 (finite,
@@ -86,6 +93,19 @@ const FLAG_FIXES: u8 = 4;
 const FLAG_DIV: u8 = 8;
 const FLAG_PALETTE: u8 = 16;
 const FLAG_SLICE_GRIDS: u8 = 32;
+/// Version 5: each row group of [`RUN_GROUP`] points after the first starts with a "repeats W"
+/// decision (context: whether the W group and the N group were runs). A run group's points
+/// copy W's value, mask and domain value, and take context byte 0; nothing else is coded.
+///
+/// Measured on the 40 shared fields: decoding PrecipRate-mrms took 45% less CPU (107.4 ->
+/// 59.1 ms, median of 9; 2.11G -> 0.64G instructions), fice 16% less; the output shrank
+/// 0.1% (6.221 -> 6.228: fice -3.0%, FR-LAND -1.3%, V-foam -1.1%; PrecipRate +0.6%, QCLOUD
+/// +0.5%). Groups of 8 or 32 points gave 6.230 and 6.227.
+const FLAG_RUNS: u8 = 64;
+/// Points per run group.
+const RUN_GROUP: usize = 16;
+/// Runs are coded when at least one group in this many repeats its W point.
+const RUNS_MIN_SHARE: usize = 16;
 
 /// Points sampled per least-squares fit. Rejected: 2^16 for the final fit too (TREFHT's
 /// reweighted fit 76M -> ~38M instructions) grew u-eraint 1.43%, RATE-opera 0.85% and
@@ -118,6 +138,8 @@ struct Header {
     version: u8,
     kind: Integerisation,
     has_exceptions: bool,
+    /// Run groups are coded (flag 64, version 5).
+    runs: bool,
     has_fixes: bool,
     lo: f64,
     hi: f64,
@@ -297,6 +319,9 @@ impl Header {
         if !self.slice_grids.is_empty() {
             flags |= FLAG_SLICE_GRIDS;
         }
+        if self.runs {
+            flags |= FLAG_RUNS;
+        }
         out.push(flags);
         if self.n_palette > 0 {
             out.extend_from_slice(&(self.n_palette as u32).to_le_bytes());
@@ -337,15 +362,14 @@ impl Header {
             ));
         }
         let flags = r.u8()?;
-        if flags
-            & !(FLAG_GRID
-                | FLAG_EXCEPTIONS
-                | FLAG_FIXES
-                | FLAG_DIV
-                | FLAG_PALETTE
-                | FLAG_SLICE_GRIDS)
-            != 0
-        {
+        let known = FLAG_GRID
+            | FLAG_EXCEPTIONS
+            | FLAG_FIXES
+            | FLAG_DIV
+            | FLAG_PALETTE
+            | FLAG_SLICE_GRIDS
+            | if version >= 5 { FLAG_RUNS } else { 0 };
+        if flags & !known != 0 {
             return Err(corrupt!("causal header: unknown flags {flags:#x}"));
         }
         let n_palette = if flags & FLAG_PALETTE != 0 {
@@ -440,6 +464,7 @@ impl Header {
             version,
             kind,
             has_exceptions,
+            runs: flags & FLAG_RUNS != 0,
             has_fixes: flags & FLAG_FIXES != 0 && flags & (FLAG_GRID | FLAG_SLICE_GRIDS) != 0,
             lo,
             hi,
@@ -562,6 +587,8 @@ struct Models {
     fix_sign: Vec<u16>,
     fix_len: Vec<u16>,
     copy: u16,
+    /// Run-group decisions: W group and N group were runs.
+    run: [u16; 4],
 }
 
 impl Models {
@@ -587,6 +614,7 @@ impl Models {
             },
             fix_len: vec![PROB_INIT; 64],
             copy: PROB_INIT,
+            run: [PROB_INIT; 4],
         }
     }
 }
@@ -689,6 +717,15 @@ fn run<T: Float, IO: Io>(
         Domain::Int(hdr.kind)
     };
     let mut last_exc = 0usize;
+    // Run groups (version 5, `hdr.runs`): the bits of the last exception coded (what a run of
+    // exceptions repeats), and which groups of this row and the row above were runs.
+    let mut last_exc_bits = 0u64;
+    let n_groups = n_cols / RUN_GROUP + 1;
+    let (mut run_row, mut run_above) = if hdr.runs {
+        (vec![false; n_groups], vec![false; n_groups])
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let dict_escape = hdr.dict.len();
     let n_exc_bits = T::N_BITS;
     let mut exc_src = src.map(|s| s.exception_bits.iter());
@@ -796,12 +833,55 @@ fn run<T: Float, IO: Io>(
                 *ok = tap_s[k] <= s && ii >= 0 && ii < n_rows as isize;
             }
             let (j0, j1) = if row_fast { (c_lo, c_hi) } else { (0, 0) };
+            std::mem::swap(&mut run_row, &mut run_above);
+            run_row.fill(false);
+            let mut run_end = 0usize;
             for j in 0..n_cols {
+                if j < run_end {
+                    continue;
+                }
                 // Flat index (the encoder's source planes), offset in the slice, ring indices.
                 let p = i * n_cols + j;
                 let idx = s * slice + p;
                 let q = q0 + p;
                 let mq = mq0 + p;
+                // A run group: every point repeats W (its value, mask and domain value) and
+                // has context byte 0. Radar fields are 60-95% long runs of zero or fill.
+                if hdr.runs && j > 0 && j.is_multiple_of(RUN_GROUP) {
+                    let g = j / RUN_GROUP;
+                    let end = (j + RUN_GROUP).min(n_cols);
+                    let len = end - j;
+                    let want = src.is_some_and(|src| {
+                        let rest = exc_src.as_ref().map_or(&[][..], |it| it.as_slice());
+                        repeats_w(src, idx, len, last_exc_bits, rest)
+                    });
+                    let above = i > 0 && run_above.get(g).copied().unwrap_or(false);
+                    let rctx = usize::from(run_row[g - 1]) | usize::from(above) << 1;
+                    let hit = io.bit(&mut m.run[rctx], want);
+                    run_row[g] = hit;
+                    if hit {
+                        run_end = end;
+                        if hdr.has_exceptions {
+                            let w = mask[mq - 1];
+                            mask[mq..mq + len].fill(w);
+                            // The encoder skips the group's exceptions (all of them or none).
+                            if w {
+                                if let Some(it) = exc_src.as_mut() {
+                                    it.nth(len - 1);
+                                }
+                            }
+                        }
+                        let w = vals[q - 1];
+                        vals[q..q + len].fill(w);
+                        bl[p..p + len].fill(0);
+                        if IO::DECODES {
+                            let w = out.values.last().copied();
+                            let w = w.unwrap_or_else(|| T::from_bits_u64(0));
+                            out.values.extend(std::iter::repeat_n(w, len));
+                        }
+                        continue;
+                    }
+                }
                 let pred = if copy {
                     vals[q.wrapping_sub(copy_off)]
                 } else if j >= j0 && j < j1 {
@@ -883,6 +963,7 @@ fn run<T: Float, IO: Io>(
                             None => io.raw(bits, n_exc_bits),
                         };
                         last_exc = got;
+                        last_exc_bits = bits;
                         if IO::DECODES {
                             out.values.push(T::from_bits_u64(bits));
                         }
@@ -1224,6 +1305,10 @@ fn encode_integ<T: Float>(
             integ.kind
         },
         has_exceptions,
+        runs: version >= 5 && {
+            let (hits, groups) = count_repeat_groups(integ, dims);
+            hits > 0 && hits * RUNS_MIN_SHARE >= groups
+        },
         has_fixes,
         lo,
         hi,
@@ -1372,6 +1457,14 @@ impl Ints {
             Ints::Wide(v) => v[i],
         }
     }
+    /// The entry at `i`, 0 past the end (an empty fix plane means every fix is 0).
+    #[inline(always)]
+    fn get_or0(&self, i: usize) -> i64 {
+        match self {
+            Ints::Narrow(v) => v.get(i).map_or(0, |&x| i64::from(x)),
+            Ints::Wide(v) => v.get(i).copied().unwrap_or(0),
+        }
+    }
     fn any_nonzero(&self) -> bool {
         match self {
             Ints::Narrow(v) => v.iter().any(|&x| x != 0),
@@ -1416,6 +1509,50 @@ impl Source {
     fn len(&self) -> usize {
         self.is_exception.len()
     }
+}
+
+/// Whether points `idx..idx + len` all repeat point `idx - 1` (`idx >= 1`) exactly: all
+/// exceptions with its bits `w_bits`, or all valid with its integer and fix. `exc` holds the
+/// bits of the exceptions from `idx` on.
+fn repeats_w(src: &Source, idx: usize, len: usize, w_bits: u64, exc: &[u64]) -> bool {
+    let w = idx - 1;
+    let Some(&w_exc) = src.is_exception.get(w) else {
+        return false;
+    };
+    let mut e = exc.iter();
+    (idx..idx + len).all(|k| {
+        src.is_exception.get(k) == Some(&w_exc)
+            && if w_exc {
+                e.next() == Some(&w_bits)
+            } else {
+                src.ints.get(k) == src.ints.get(w) && src.fixes.get_or0(k) == src.fixes.get_or0(w)
+            }
+    })
+}
+
+/// Run groups that repeat their W point, and all run groups, of a block.
+fn count_repeat_groups(src: &Source, dims: BlockDims) -> (usize, usize) {
+    let n_cols = dims.n_cols;
+    let (mut hits, mut groups, mut n_exc) = (0usize, 0usize, 0usize);
+    for (k, &e) in src.is_exception.iter().enumerate() {
+        let j = k % n_cols;
+        if j > 0 && j.is_multiple_of(RUN_GROUP) {
+            let len = RUN_GROUP.min(n_cols - j);
+            let w_bits = if src.is_exception[k - 1] {
+                src.exception_bits
+                    .get(n_exc.wrapping_sub(1))
+                    .copied()
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let rest = src.exception_bits.get(n_exc..).unwrap_or(&[]);
+            groups += 1;
+            hits += usize::from(repeats_w(src, k, len, w_bits, rest));
+        }
+        n_exc += usize::from(e);
+    }
+    (hits, groups)
 }
 
 /// One way to integerise a block (the encoder tries a few).
@@ -1833,6 +1970,11 @@ pub fn describe(sections: &[Section], dims: BlockDims, dtype: DType) -> Result<R
     if hdr.has_fixes {
         notes.push("grid ulp fixes present".into());
     }
+    if hdr.runs {
+        notes.push(format!(
+            "run groups: each group of {RUN_GROUP} points in a row may repeat the point before it"
+        ));
+    }
     if hdr.n_palette > 0 {
         notes.push(format!(
             "palette of {} distinct values (coded by index)",
@@ -2034,6 +2176,83 @@ mod tests {
         }
         // The header's slice count must match the block.
         assert!(Header::parse::<f32>(&secs[0].data, BlockDims::new(2, 24, 60)).is_err());
+    }
+
+    /// A radar-like block: rain cells on a 0.1 grid in a field of exact zeros, a fill value
+    /// outside the radar's range, NaN, and groups that repeat W but for their last point.
+    fn radar_like(n_s: usize, n_r: usize, n_c: usize) -> Vec<f32> {
+        let mut v = Vec::with_capacity(n_s * n_r * n_c);
+        for s in 0..n_s {
+            for i in 0..n_r {
+                for j in 0..n_c {
+                    let (x, y) = (j as f32 - 40.0, i as f32 - 25.0 - s as f32);
+                    let r2 = x * x + y * y;
+                    v.push(if j > 100 {
+                        -999.0 // outside the radar's range
+                    } else if r2 < 200.0 {
+                        ((200.0 - r2) * 0.05).round() * 0.1 // on the 0.1 grid, like the zeros
+                    } else if j % 16 == 15 && i % 3 == 0 {
+                        // A group of zeros broken at its last point (by NaN in alternate rows).
+                        if i % 2 == 0 {
+                            0.1
+                        } else {
+                            f32::NAN
+                        }
+                    } else {
+                        0.0
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn run_groups_are_used_and_exact() {
+        let dims = BlockDims::new(2, 50, 130);
+        let v = radar_like(2, 50, 130);
+        let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
+        let hdr = Header::parse::<f32>(&secs[0].data, dims).unwrap();
+        assert!(hdr.runs, "a field of zero and fill runs codes run groups");
+        let back = decode::<f32>(&secs, dims).unwrap();
+        assert!(back
+            .iter()
+            .map(|x| x.to_bits())
+            .eq(v.iter().map(|x| x.to_bits())));
+        // A smooth field has no repeats: no run decisions are coded.
+        let smooth_secs = encode(
+            &smooth(2, 20, 40),
+            BlockDims::new(2, 20, 40),
+            &RouteConfig::default(),
+        )
+        .unwrap();
+        let hdr = Header::parse::<f32>(&smooth_secs[0].data, BlockDims::new(2, 20, 40)).unwrap();
+        assert!(!hdr.runs);
+    }
+
+    #[test]
+    fn corrupt_run_sections_never_panic() {
+        let dims = BlockDims::new(1, 30, 120);
+        let v = radar_like(1, 30, 120);
+        let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
+        assert!(Header::parse::<f32>(&secs[0].data, dims).unwrap().runs);
+        for si in 0..secs.len() {
+            let len = secs[si].data.len();
+            for cut in 0..len {
+                let mut s2 = secs.clone();
+                s2[si].data.truncate(cut);
+                let _ = decode::<f32>(&s2, dims);
+            }
+            for bit in (0..len * 8).step_by(5) {
+                let mut s2 = secs.clone();
+                s2[si].data[bit / 8] ^= 1 << (bit % 8);
+                let _ = decode::<f32>(&s2, dims);
+            }
+        }
+        // The runs flag is an error in older header versions.
+        let mut s2 = secs.clone();
+        s2[0].data[0] = 4;
+        assert!(decode::<f32>(&s2, dims).is_err());
     }
 
     #[test]
