@@ -34,13 +34,13 @@
 //!    leading one adaptively; the remaining low bits (all bits below the leading one from
 //!    version 5) raw in a separate bit stream. The palette's deltas keep the two adaptive
 //!    bits in every version.
-//! 4b. Run groups (version 5, header flag 64): in each row, the points `16 g..16 g + 16`
+//! 5. Run groups (version 5, header flag 64): in each row, the points `16 g..16 g + 16`
 //!    (`g >= 1`, the last group shorter) start with a decision "every point repeats the point
 //!    before the group" (context: whether the group before it in the row, and the same group
 //!    in the row above, were runs). Such points are not coded: each repeats W's output value,
 //!    exception mask and prediction-plane value, and takes context byte 0. The encoder sets the
 //!    flag when at least 1 group in 16 repeats.
-//! 5. For 3-D blocks, each slice `s >= lag` starts with a "copy" bit: when set, every value of
+//! 6. For 3-D blocks, each slice `s >= lag` starts with a "copy" bit: when set, every value of
 //!    the slice is predicted by the value at the same point `lag` slices back (exactly; the
 //!    fitted weights are not used for that slice). The encoder sets it when at least half the
 //!    valid values equal that point.
