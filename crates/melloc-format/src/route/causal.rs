@@ -1563,23 +1563,25 @@ fn repeats_w(src: &Source, idx: usize, len: usize, w_bits: u64, exc: &[u64]) -> 
 fn count_repeat_groups(src: &Source, dims: BlockDims) -> (usize, usize) {
     let n_cols = dims.n_cols;
     let (mut hits, mut groups, mut n_exc) = (0usize, 0usize, 0usize);
-    for (k, &e) in src.is_exception.iter().enumerate() {
-        let j = k % n_cols;
-        if j > 0 && j.is_multiple_of(RUN_GROUP) {
-            let len = RUN_GROUP.min(n_cols - j);
+    let count = |a: usize, b: usize| src.is_exception[a..b].iter().filter(|&&e| e).count();
+    for row in 0..src.len() / n_cols.max(1) {
+        let base = row * n_cols;
+        let mut done = base;
+        for j in (RUN_GROUP..n_cols).step_by(RUN_GROUP) {
+            let k = base + j;
+            n_exc += count(done, k);
+            done = k;
             let w_bits = if src.is_exception[k - 1] {
-                src.exception_bits
-                    .get(n_exc.wrapping_sub(1))
-                    .copied()
-                    .unwrap_or(0)
+                let w = n_exc.wrapping_sub(1);
+                src.exception_bits.get(w).copied().unwrap_or(0)
             } else {
                 0
             };
             let rest = src.exception_bits.get(n_exc..).unwrap_or(&[]);
             groups += 1;
-            hits += usize::from(repeats_w(src, k, len, w_bits, rest));
+            hits += usize::from(repeats_w(src, k, RUN_GROUP.min(n_cols - j), w_bits, rest));
         }
-        n_exc += usize::from(e);
+        n_exc += count(done, base + n_cols);
     }
     (hits, groups)
 }
