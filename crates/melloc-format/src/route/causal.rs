@@ -1486,14 +1486,6 @@ impl Ints {
             Ints::Wide(v) => v[i],
         }
     }
-    /// The entry at `i`, 0 past the end (an empty fix plane means every fix is 0).
-    #[inline(always)]
-    fn get_or0(&self, i: usize) -> i64 {
-        match self {
-            Ints::Narrow(v) => v.get(i).map_or(0, |&x| i64::from(x)),
-            Ints::Wide(v) => v.get(i).copied().unwrap_or(0),
-        }
-    }
     fn any_nonzero(&self) -> bool {
         match self {
             Ints::Narrow(v) => v.iter().any(|&x| x != 0),
@@ -1544,19 +1536,32 @@ impl Source {
 /// exceptions with its bits `w_bits`, or all valid with its integer and fix. `exc` holds the
 /// bits of the exceptions from `idx` on.
 fn repeats_w(src: &Source, idx: usize, len: usize, w_bits: u64, exc: &[u64]) -> bool {
+    // Whole-group comparisons without early exit (they vectorise) and no per-point plane
+    // dispatch: on radar fields most groups are runs, checked in full (PrecipRate-mrms encode
+    // 2.66G -> 2.56G instructions; bytes unchanged).
+    fn all_eq<X: Copy + PartialEq>(g: &[X], w: X) -> bool {
+        g.iter().fold(true, |a, &x| a & (x == w))
+    }
     let w = idx - 1;
-    let Some(&w_exc) = src.is_exception.get(w) else {
+    let (Some(&w_exc), Some(group)) = (
+        src.is_exception.get(w),
+        src.is_exception.get(idx..idx + len),
+    ) else {
         return false;
     };
-    let mut e = exc.iter();
-    (idx..idx + len).all(|k| {
-        src.is_exception.get(k) == Some(&w_exc)
-            && if w_exc {
-                e.next() == Some(&w_bits)
-            } else {
-                src.ints.get(k) == src.ints.get(w) && src.fixes.get_or0(k) == src.fixes.get_or0(w)
-            }
-    })
+    if !all_eq(group, w_exc) {
+        return false;
+    }
+    if w_exc {
+        return exc.get(..len).is_some_and(|b| all_eq(b, w_bits));
+    }
+    let same = |plane: &Ints| match plane {
+        Ints::Narrow(v) if v.is_empty() => true,
+        Ints::Narrow(v) => v.get(idx..idx + len).is_some_and(|g| all_eq(g, v[w])),
+        Ints::Wide(v) if v.is_empty() => true,
+        Ints::Wide(v) => v.get(idx..idx + len).is_some_and(|g| all_eq(g, v[w])),
+    };
+    same(&src.ints) && same(&src.fixes)
 }
 
 /// Run groups that repeat their W point, and all run groups, of a block.
