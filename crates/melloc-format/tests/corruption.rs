@@ -68,3 +68,27 @@ fn garbage_and_limits() {
     let err = decompress_bytes(&file, &tight).unwrap_err().to_string();
     assert!(err.contains("limit"), "{err}");
 }
+
+/// The same for a file with the causal route's run groups (format 1.2): the golden radar-like
+/// field.
+#[test]
+fn run_group_file_truncations_and_bit_flips_are_errors() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/v1_2_f32_2d_radar_auto.mlc");
+    let file = std::fs::read(path).unwrap();
+    assert!(decompress_bytes(&file, &DecompressConfig::default()).is_ok());
+    for cut in 0..file.len() {
+        assert!(
+            decompress_bytes(&file[..cut], &DecompressConfig::default()).is_err(),
+            "cut {cut}"
+        );
+    }
+    for bit in 0..file.len() * 8 {
+        let mut bad = file.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            decompress_bytes(&bad, &DecompressConfig::default()).is_err(),
+            "bit {bit}"
+        );
+    }
+}
