@@ -117,6 +117,12 @@ fn for_each_le_block<'a, T: Float, E>(
 ) -> std::result::Result<(), E> {
     for part in parts {
         for block in part.chunks(LE_BLOCK_BYTES / T::N_BYTES) {
+            // Little-endian hosts pass the values' own bytes: converting them first was 40% of
+            // the serial work of decompressing PrecipRate-mrms (49M of 117M instructions).
+            if let Some(b) = T::as_le_bytes(block) {
+                f(b)?;
+                continue;
+            }
             buf.clear();
             T::extend_le_bytes(block, buf);
             f(buf)?;
