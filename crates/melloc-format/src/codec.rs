@@ -8,9 +8,10 @@
 //! checksum of the rebuilt bytes. Output bytes never depend on the thread count.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use melloc_core::{BlockDims, DType, Float, Shape};
-use rayon::prelude::*;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
@@ -20,7 +21,7 @@ use crate::container::{
     header_len, max_section_len, read_header, write_header, ChunkGeometry, Chunking, Header,
     StoredChunk, StoredSection, TableEntry,
 };
-use crate::error::{FormatError, Result};
+use crate::error::{corrupt, FormatError, Result};
 use crate::route::{self, RouteConfig, RouteId, RouteInfo};
 
 /// A decoded file: its element type, shape and the original little-endian bytes.
@@ -248,6 +249,33 @@ fn with_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R>
     Ok(pool.install(f))
 }
 
+/// Runs `f` on every index of `order`, each taken by the next free worker of a pool of
+/// `threads`, and returns the results by index (`None` where `order` lacks one). A worker
+/// takes the next index when it is done with one, so put expensive items first.
+fn run_queue<R: Send + Sync>(
+    threads: usize,
+    n: usize,
+    order: &[usize],
+    f: impl Fn(usize) -> R + Sync,
+) -> Result<Vec<Option<R>>> {
+    let slots: Vec<OnceLock<R>> = (0..n).map(|_| OnceLock::new()).collect();
+    let next = AtomicUsize::new(0);
+    with_pool(threads, || {
+        rayon::scope(|sc| {
+            for _ in 0..rayon::current_num_threads().min(order.len()) {
+                sc.spawn(|_| {
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Some(slot) = slots.get(i) {
+                            let _ = slot.set(f(i));
+                        }
+                    }
+                });
+            }
+        });
+    })?;
+    Ok(slots.into_iter().map(OnceLock::into_inner).collect())
+}
+
 fn block_dims(g: &ChunkGeometry) -> BlockDims {
     BlockDims::new(g.n_slices as usize, g.n_rows as usize, g.n_cols as usize)
 }
@@ -261,25 +289,28 @@ fn compress_typed<T: Float>(
     let chunking = Chunking::for_target(layout, (cfg.chunk_bytes / T::N_BYTES).max(1) as u64);
     let n_chunks = chunking.n_chunks(layout);
     let route_cfg = RouteConfig { effort: cfg.effort };
-    let chunks: Vec<Result<Vec<u8>>> = with_pool(cfg.threads, || {
-        (0..n_chunks)
-            .into_par_iter()
-            .map(|i| {
-                let g = chunking.geometry(layout, i);
-                let start = g.first_value as usize;
-                let end = start + g.n_values() as usize;
-                let values: Cow<'_, [T]> = match input {
-                    Input::Bytes(b) => Cow::Owned(T::vec_from_le_bytes(
-                        &b[start * T::N_BYTES..end * T::N_BYTES],
-                    )),
-                    Input::Values(v) => Cow::Borrowed(&v[start..end]),
-                };
-                encode_chunk(&values, block_dims(&g), cfg, &route_cfg)
-                    .map_err(|e| FormatError::Corrupt(format!("encoding chunk {i}: {e}")))
-            })
-            .collect()
+    // Chunks in order, each to the next free worker: a range split in halves left one
+    // thread with the dense chunks of a radar file (PrecipRate-mrms, 2 threads: 1.54x).
+    let n = usize::try_from(n_chunks)
+        .map_err(|_| FormatError::InvalidArgument("too many chunks".into()))?;
+    let order: Vec<usize> = (0..n).collect();
+    let chunks = run_queue(cfg.threads, n, &order, |i| {
+        let g = chunking.geometry(layout, i as u64);
+        let start = g.first_value as usize;
+        let end = start + g.n_values() as usize;
+        let values: Cow<'_, [T]> = match input {
+            Input::Bytes(b) => Cow::Owned(T::vec_from_le_bytes(
+                &b[start * T::N_BYTES..end * T::N_BYTES],
+            )),
+            Input::Values(v) => Cow::Borrowed(&v[start..end]),
+        };
+        encode_chunk(&values, block_dims(&g), cfg, &route_cfg)
+            .map_err(|e| FormatError::Corrupt(format!("encoding chunk {i}: {e}")))
     })?;
-    let chunks: Vec<Vec<u8>> = chunks.into_iter().collect::<Result<_>>()?;
+    let chunks: Vec<Vec<u8>> = chunks
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|| Err(FormatError::Corrupt("a chunk was not encoded".into()))))
+        .collect::<Result<_>>()?;
     let mut offset = header_len(shape, n_chunks);
     let table: Vec<TableEntry> = chunks
         .iter()
@@ -508,23 +539,32 @@ fn decode_chunks<T: Float>(
     threads: usize,
 ) -> Result<Vec<Vec<T>>> {
     let layout = header.shape.slices();
-    let results: Vec<Result<Vec<T>>> = with_pool(threads, || {
-        (0..header.n_chunks)
-            .into_par_iter()
-            .map(|i| {
-                let e = table[i as usize];
-                let bytes = &input[e.offset as usize..(e.offset + e.length) as usize];
-                if xxh3_64(bytes) != e.checksum {
-                    return Err(FormatError::ChecksumMismatch {
-                        section: format!("chunk {i}"),
-                    });
-                }
-                let dims = block_dims(&header.chunking.geometry(layout, i));
-                decode_chunk::<T>(bytes, dims).map_err(|err| in_chunk(i, err))
-            })
-            .collect()
-    })?;
-    results.into_iter().collect()
+    let decode_one = |i: usize| -> Result<Vec<T>> {
+        let e = table[i];
+        let bytes = &input[e.offset as usize..(e.offset + e.length) as usize];
+        if xxh3_64(bytes) != e.checksum {
+            return Err(FormatError::ChecksumMismatch {
+                section: format!("chunk {i}"),
+            });
+        }
+        let dims = block_dims(&header.chunking.geometry(layout, i as u64));
+        decode_chunk::<T>(bytes, dims).map_err(|err| in_chunk(i as u64, err))
+    };
+    // Largest stored chunks first, each to the next free worker (longest processing time
+    // first): radar files have a few dense chunks among cheap ones, and splitting the chunk
+    // range in halves left one thread with most of the work (PrecipRate-mrms, 6 chunks:
+    // 2 threads decoded 1.39x faster than 1). Chunks decode independently, so the values do
+    // not depend on the order or the thread count; the first failing chunk is reported.
+    let n = table.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(table[i].length));
+    run_queue(threads, n, &order, decode_one)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| Err(in_chunk(i as u64, corrupt!("chunk was not decoded"))))
+        })
+        .collect()
 }
 
 /// Reads the header, chunk table and route facts without decoding values.
