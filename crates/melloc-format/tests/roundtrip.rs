@@ -150,6 +150,54 @@ fn output_does_not_depend_on_thread_count() {
 }
 
 #[test]
+fn decoding_does_not_depend_on_thread_count() {
+    // Chunks of different costs (decoded largest first, by whichever worker is free): the
+    // values, and the error for a file with two corrupt chunks (the first one, by index),
+    // are the same with 1, 2 and 3 threads.
+    let values: Vec<f32> = (0..40_000)
+        .map(|i| {
+            if i < 12_000 {
+                0.0
+            } else {
+                ((i as f32) * 0.01).sin() * 1e3
+            }
+        })
+        .collect();
+    let shape = Shape::new(&[40, 1000]).unwrap();
+    let file = compress(
+        &values,
+        &shape,
+        &CompressConfig::default().with_chunk_bytes(4 * 3000),
+    )
+    .unwrap();
+    assert!(inspect(&file).unwrap().chunks.len() >= 10);
+    let decode = |bytes: &[u8], t: usize| {
+        decompress_bytes(bytes, &DecompressConfig::default().with_threads(t))
+            .map(|d| d.bytes)
+            .map_err(|e| e.to_string())
+    };
+    let one = decode(&file, 1).unwrap();
+    for t in [2, 3] {
+        assert_eq!(decode(&file, t).unwrap(), one);
+    }
+    let mut bad = file.clone();
+    let (mid, last) = (bad.len() / 2, bad.len() - 1);
+    bad[mid] ^= 0x10;
+    bad[last] ^= 0x10;
+    let err = decode(&bad, 1).unwrap_err();
+    for t in [2, 3] {
+        assert_eq!(decode(&bad, t).unwrap_err(), err);
+    }
+    // It is the middle chunk's error (the lower index), not the last one's.
+    let mut mid_only = file.clone();
+    mid_only[mid] ^= 0x10;
+    assert_eq!(decode(&mid_only, 1).unwrap_err(), err);
+    let mut last_only = file;
+    last_only[last] ^= 0x10;
+    assert_ne!(decode(&last_only, 1).unwrap_err(), err);
+}
+
+#[test]
 fn wrong_input_length_is_an_error() {
     let shape = Shape::new(&[10, 10]).unwrap();
     let err = melloc_format::compress_bytes(
