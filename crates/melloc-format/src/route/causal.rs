@@ -64,7 +64,7 @@ use melloc_core::integer::{
     Integerisation, Integerized,
 };
 use melloc_core::predict::{
-    fit_weights, fit_weights_reweighted, ref_weight, Stencil, StencilKind, MAX_TAPS,
+    combine, fit_weights, fit_weights_reweighted, ref_weight, Stencil, StencilKind, MAX_TAPS,
 };
 use melloc_core::{BlockDims, DType, Float};
 
@@ -195,6 +195,8 @@ impl Domain {
 #[derive(Clone, Debug)]
 struct PaletteIndex {
     values: Vec<f64>,
+    /// `values[0]` (0 for an empty palette).
+    first: f64,
     scale: f64,
     /// `start[b]`: the number of entries in buckets below `b` (`n_buckets + 1` of them).
     start: Vec<u32>,
@@ -203,11 +205,8 @@ struct PaletteIndex {
 impl PaletteIndex {
     fn new(values: Vec<f64>) -> Self {
         let n_buckets = values.len().clamp(1, 1 << 18);
-        let (first, last) = match (values.first(), values.last()) {
-            (Some(&f), Some(&l)) => (f, l),
-            _ => (0.0, 0.0),
-        };
-        let width = last - first;
+        let first = values.first().copied().unwrap_or(0.0);
+        let width = values.last().copied().unwrap_or(0.0) - first;
         // A degenerate or non-finite span (one value, or a corrupt palette): one bucket.
         let scale = if width.is_finite() && width > 0.0 && (n_buckets as f64 / width).is_finite() {
             n_buckets as f64 / width
@@ -216,35 +215,31 @@ impl PaletteIndex {
         };
         let mut index = Self {
             values,
+            first,
             scale,
-            start: Vec::new(),
+            start: vec![0u32; n_buckets + 1],
         };
-        let mut start = vec![0u32; n_buckets + 1];
-        for &v in &index.values {
-            let b = index.bucket(v, n_buckets);
-            start[b + 1] += 1;
+        for k in 0..index.values.len() {
+            let b = index.bucket(index.values[k]);
+            index.start[b + 1] += 1;
         }
         for b in 0..n_buckets {
-            start[b + 1] += start[b];
+            index.start[b + 1] += index.start[b];
         }
-        index.start = start;
         index
     }
 
     /// The bucket of `x` in `0..n_buckets` (clamped; NaN to 0).
     #[inline(always)]
-    fn bucket(&self, x: f64, n_buckets: usize) -> usize {
-        let first = self.values.first().copied().unwrap_or(0.0);
-        let t = (x - first) * self.scale;
+    fn bucket(&self, x: f64) -> usize {
         // `as` saturates (NaN -> 0); the clamp keeps `x == last` in the last bucket.
-        (t as usize).min(n_buckets - 1)
+        (((x - self.first) * self.scale) as usize).min(self.start.len() - 2)
     }
 
     /// `values.partition_point(|&v| v < x)`: the number of entries below `x`.
     #[inline(always)]
     fn lower_bound(&self, x: f64) -> usize {
-        let n_buckets = self.start.len() - 1;
-        let b = self.bucket(x, n_buckets);
+        let b = self.bucket(x);
         let (lo, hi) = (self.start[b] as usize, self.start[b + 1] as usize);
         lo + self.values[lo..hi].partition_point(|&v| v < x)
     }
@@ -1047,14 +1042,7 @@ fn border<const N: usize>(
     wk: &[f64; MAX_TAPS],
     c0: f64,
 ) -> f64 {
-    let x = |k: usize| -> f64 {
-        let v = vals.get(idx.wrapping_sub(back[k])).copied().unwrap_or(base);
-        if (ok >> k) & 1 != 0 {
-            v
-        } else {
-            base
-        }
-    };
+    let x = |k: usize| border_tap(vals, idx, base, ok, back[k], k);
     let r = x(1);
     let mut acc = 0.0f64;
     for (k, &w) in wk.iter().enumerate().take(N).skip(2) {
@@ -1076,24 +1064,23 @@ fn border_any(
     c0: f64,
     n_taps: usize,
 ) -> f64 {
-    let x = |k: usize| -> f64 {
-        if (ok >> k) & 1 != 0 {
-            vals.get(idx.wrapping_sub(back[k])).copied().unwrap_or(base)
-        } else {
-            base
-        }
-    };
-    match n_taps.min(MAX_TAPS) {
-        0 => 0.0,
-        1 => x(0),
-        n => {
-            let r = x(1);
-            let mut acc = 0.0f64;
-            for (k, &w) in wk.iter().enumerate().take(n).skip(2) {
-                acc += w * (x(k) - r);
-            }
-            r + (acc + c0 * (x(0) - r))
-        }
+    let n = n_taps.min(MAX_TAPS);
+    let mut x = [0.0f64; MAX_TAPS];
+    for (k, xk) in x.iter_mut().enumerate().take(n) {
+        *xk = border_tap(vals, idx, base, ok, back[k], k);
+    }
+    combine(&x[..n], &wk[1..n.max(1)], c0)
+}
+
+/// Tap `k` of a border point: its value if bit `k` of `ok` says it is in the block, else
+/// `base`.
+#[inline(always)]
+fn border_tap(vals: &[f64], idx: usize, base: f64, ok: u32, back: usize, k: usize) -> f64 {
+    let v = vals.get(idx.wrapping_sub(back)).copied().unwrap_or(base);
+    if (ok >> k) & 1 != 0 {
+        v
+    } else {
+        base
     }
 }
 
