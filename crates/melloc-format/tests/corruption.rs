@@ -43,15 +43,20 @@ fn every_bit_flip_is_an_error() {
         RouteSpec::Auto,
     ] {
         let (_, file) = small_file(route);
-        for bit in 0..file.len() * 8 {
-            let mut bad = file.clone();
-            bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                decompress_bytes(&bad, &DecompressConfig::default()).is_err(),
-                "{route:?} bit {bit}"
-            );
-            let _ = inspect(&bad);
-        }
+        assert_every_bit_flip_fails(&file, &format!("{route:?}"));
+    }
+}
+
+/// Every single-bit flip of `file` fails to decode (and `inspect` does not panic on it).
+fn assert_every_bit_flip_fails(file: &[u8], what: &str) {
+    for bit in 0..file.len() * 8 {
+        let mut bad = file.to_vec();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            decompress_bytes(&bad, &DecompressConfig::default()).is_err(),
+            "{what} bit {bit}"
+        );
+        let _ = inspect(&bad);
     }
 }
 
@@ -83,12 +88,5 @@ fn run_group_file_truncations_and_bit_flips_are_errors() {
             "cut {cut}"
         );
     }
-    for bit in 0..file.len() * 8 {
-        let mut bad = file.clone();
-        bad[bit / 8] ^= 1 << (bit % 8);
-        assert!(
-            decompress_bytes(&bad, &DecompressConfig::default()).is_err(),
-            "bit {bit}"
-        );
-    }
+    assert_every_bit_flip_fails(&file, "run-group file");
 }

@@ -2112,25 +2112,31 @@ mod tests {
         roundtrip(&g, BlockDims::new(2, 20, 50));
     }
 
+    /// Decodes every truncation and every `bit_step`-th single-bit flip of every section: each
+    /// may fail, none may panic.
+    fn decode_every_corruption(secs: &[Section], dims: BlockDims, bit_step: usize) {
+        for si in 0..secs.len() {
+            let len = secs[si].data.len();
+            for cut in 0..len {
+                let mut s2 = secs.to_vec();
+                s2[si].data.truncate(cut);
+                let _ = decode::<f32>(&s2, dims);
+            }
+            for bit in (0..len * 8).step_by(bit_step) {
+                let mut s2 = secs.to_vec();
+                s2[si].data[bit / 8] ^= 1 << (bit % 8);
+                let _ = decode::<f32>(&s2, dims);
+            }
+        }
+    }
+
     #[test]
     fn corrupt_sections_never_panic() {
         let dims = BlockDims::new(2, 20, 30);
         let mut v = smooth(2, 20, 30);
         v[3] = f32::NAN;
         let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
-        for si in 0..secs.len() {
-            let len = secs[si].data.len();
-            for cut in 0..len {
-                let mut s2 = secs.clone();
-                s2[si].data.truncate(cut);
-                let _ = decode::<f32>(&s2, dims);
-            }
-            for bit in (0..len * 8).step_by(3) {
-                let mut s2 = secs.clone();
-                s2[si].data[bit / 8] ^= 1 << (bit % 8);
-                let _ = decode::<f32>(&s2, dims);
-            }
-        }
+        decode_every_corruption(&secs, dims, 3);
         // A truncated range-coded stream is detected.
         let mut s2 = secs.clone();
         let l = s2[1].data.len();
@@ -2184,19 +2190,7 @@ mod tests {
         let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
         let hdr = Header::parse::<f32>(&secs[0].data, dims).unwrap();
         assert_eq!(hdr.slice_grids.len(), 3);
-        for si in 0..secs.len() {
-            let len = secs[si].data.len();
-            for cut in 0..len {
-                let mut s2 = secs.clone();
-                s2[si].data.truncate(cut);
-                let _ = decode::<f32>(&s2, dims);
-            }
-            for bit in 0..len * 8 {
-                let mut s2 = secs.clone();
-                s2[si].data[bit / 8] ^= 1 << (bit % 8);
-                let _ = decode::<f32>(&s2, dims);
-            }
-        }
+        decode_every_corruption(&secs, dims, 1);
         // The header's slice count must match the block.
         assert!(Header::parse::<f32>(&secs[0].data, BlockDims::new(2, 24, 60)).is_err());
     }
@@ -2259,19 +2253,7 @@ mod tests {
         let v = radar_like(1, 30, 120);
         let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
         assert!(Header::parse::<f32>(&secs[0].data, dims).unwrap().runs);
-        for si in 0..secs.len() {
-            let len = secs[si].data.len();
-            for cut in 0..len {
-                let mut s2 = secs.clone();
-                s2[si].data.truncate(cut);
-                let _ = decode::<f32>(&s2, dims);
-            }
-            for bit in (0..len * 8).step_by(5) {
-                let mut s2 = secs.clone();
-                s2[si].data[bit / 8] ^= 1 << (bit % 8);
-                let _ = decode::<f32>(&s2, dims);
-            }
-        }
+        decode_every_corruption(&secs, dims, 5);
         // The runs flag is an error in older header versions.
         let mut s2 = secs.clone();
         s2[0].data[0] = 4;
