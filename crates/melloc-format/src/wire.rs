@@ -6,7 +6,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'M', b'L', b'C', 0x0D, 0x0A, 0x1A, 0x0A];
 /// Format major version written by this build. Readers reject other majors.
 pub const MAJOR: u16 = 1;
 /// Format minor version written by this build. Readers accept any minor of their major.
-pub const MINOR: u16 = 2;
+pub const MINOR: u16 = 3;
 /// Bytes before the header body: magic, major, minor, header body length.
 pub const PREAMBLE_LEN: usize = 16;
 /// Upper bound of the header body length.

@@ -74,19 +74,27 @@ fn garbage_and_limits() {
     assert!(err.contains("limit"), "{err}");
 }
 
-/// The same for a file with the causal route's run groups (format 1.2): the golden radar-like
-/// field.
+/// The same for files with the causal route's run groups: the golden radar-like field in
+/// format 1.2 (narrow range coder) and 1.3 (wide range coder, tree-coded lengths), and the
+/// golden smooth 3-D field of 1.3 (whose residual lengths take the tree).
 #[test]
-fn run_group_file_truncations_and_bit_flips_are_errors() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/v1_2_f32_2d_radar_auto.mlc");
-    let file = std::fs::read(path).unwrap();
-    assert!(decompress_bytes(&file, &DecompressConfig::default()).is_ok());
-    for cut in 0..file.len() {
-        assert!(
-            decompress_bytes(&file[..cut], &DecompressConfig::default()).is_err(),
-            "cut {cut}"
-        );
+fn causal_file_truncations_and_bit_flips_are_errors() {
+    for name in [
+        "v1_2_f32_2d_radar_auto.mlc",
+        "v1_3_f32_2d_radar_auto.mlc",
+        "v1_3_f32_3d_auto.mlc",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        let file = std::fs::read(path).unwrap();
+        assert!(decompress_bytes(&file, &DecompressConfig::default()).is_ok());
+        for cut in 0..file.len() {
+            assert!(
+                decompress_bytes(&file[..cut], &DecompressConfig::default()).is_err(),
+                "{name}: cut {cut}"
+            );
+        }
+        assert_every_bit_flip_fails(&file, name);
     }
-    assert_every_bit_flip_fails(&file, "run-group file");
 }

@@ -33,7 +33,9 @@
 //!    coded. Then the sign; in header versions 3 and 4 the first two mantissa bits below the
 //!    leading one adaptively; the remaining low bits (all bits below the leading one from
 //!    version 5) raw in a separate bit stream. The palette's deltas keep the two adaptive
-//!    bits in every version.
+//!    bits in every version. Version 6: where the expected length is `e >= 4`, the length is
+//!    instead one of 16 leaves of a 4-level tree per context (`n - e` in -7..=7, or an escape
+//!    followed by `n` in a 7-bit tree; [`crate::residual`]); below that, as before.
 //! 5. Run groups (version 5, header flag 64): in each row, the points `16 g..16 g + 16`
 //!    (`g >= 1`, the last group shorter) start with a decision "every point repeats the point
 //!    before the group" (context: whether the group before it in the row, and the same group
@@ -46,11 +48,15 @@
 //!    valid values equal that point.
 //!
 //! Sections: 0 header (parameters), 1 range-coded stream (the palette, if any, then the
-//! values), 2 raw low bits.
+//! values), 2 raw low bits. Up to version 5 the range coder is [`RangeEncoder`] (32-bit
+//! interval, adaptation rate 4); from version 6 it is [`WideEncoder`] (64-bit interval,
+//! renormalised 32 bits at a time, adaptation rate 5). The decisions, their contexts and
+//! their order are the same in both apart from the residual lengths above.
 //!
-//! Header layout (little-endian): `version` u8 (5; 4 in format 1.1 files, read the same way
-//! with two adaptive mantissa bits and no runs; 3 in format 1.0 files, also without the
-//! repeat decision); `flags` u8 (1 grid, 2 exceptions, 4 ulp fixes, 8 grid op is division,
+//! Header layout (little-endian): `version` u8 (6; 5 in format 1.2 files, read the same way
+//! with the narrow range coder and unary lengths; 4 in format 1.1 files, also with two
+//! adaptive mantissa bits and no runs; 3 in format 1.0 files, also without the repeat
+//! decision); `flags` u8 (1 grid, 2 exceptions, 4 ulp fixes, 8 grid op is division,
 //! 16 palette, 32 per-slice grids, 64 run groups (version 5); other bits are an error);
 //! with flag 16: palette length u32 (1..=block length, not with flag 1); with flag 32
 //! (not with 1, 8 or 16; the block has >= 2 slices): per slice, op u8 (0 `*`, 1 `/`), offset
@@ -69,21 +75,25 @@ use melloc_core::predict::{
 use melloc_core::{BlockDims, DType, Float};
 
 use super::{RouteConfig, RouteInfo};
-use crate::entropy::{BitReader, BitWriter, RangeDecoder, RangeEncoder, PROB_INIT};
+use crate::entropy::{
+    BitReader, BitWriter, RangeDecoder, RangeEncoder, WideDecoder, WideEncoder, PROB_INIT,
+};
 use crate::error::{corrupt, FormatError, Result};
 use crate::residual::{
-    code_signed, code_signed_with, length_context, neighbour_bytes, BitIo, LenModels,
+    code_signed, code_signed_as, code_signed_with, length_context, neighbour_bytes, BitIo,
+    LenModels,
 };
 use crate::section::{expect_section, Section};
 
 const KIND_HEADER: u8 = 0;
 const KIND_RC: u8 = 1;
 const KIND_RAW: u8 = 2;
-/// Section layout version. 5: no adaptive mantissa bits in residuals (format 1.2); 4: the
+/// Section layout version. 6: the wide range coder and tree-coded residual lengths (format
+/// 1.3); 5: no adaptive mantissa bits in residuals (1.2); 4: the
 /// exception repeat decision (1.1); 3: nine previous-slice taps (1.0; 2: five; 2 coded bit
 /// lengths around the context's expected length, 1 a 6-bit tree per context; pre-release, no
 /// longer read).
-const VERSION: u8 = 5;
+const VERSION: u8 = 6;
 /// The oldest header version this build reads (format 1.0 files).
 const MIN_VERSION: u8 = 3;
 
@@ -572,6 +582,59 @@ impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
     }
 }
 
+/// The encoder of header version 6: the wide range coder ([`WideEncoder`]).
+struct WideEnc {
+    rc: WideEncoder,
+    raw: BitWriter,
+}
+
+impl Io for WideEnc {
+    const DECODES: bool = false;
+}
+
+impl BitIo for WideEnc {
+    #[inline(always)]
+    fn bit(&mut self, p: &mut u16, bit: bool) -> bool {
+        self.rc.encode_bit(p, bit);
+        bit
+    }
+    #[inline(always)]
+    fn tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) -> u32 {
+        self.rc.encode_tree(probs, n_bits, value);
+        value
+    }
+    #[inline(always)]
+    fn raw(&mut self, value: u64, n_bits: u32) -> u64 {
+        self.raw.write(value, n_bits);
+        value
+    }
+}
+
+/// The decoder of header version 6 ([`WideDecoder`]).
+struct WideDec<'a> {
+    rc: WideDecoder<'a>,
+    raw: BitReader<'a>,
+}
+
+impl Io for WideDec<'_> {
+    const DECODES: bool = true;
+}
+
+impl BitIo for WideDec<'_> {
+    #[inline(always)]
+    fn bit(&mut self, p: &mut u16, _bit: bool) -> bool {
+        self.rc.decode_bit(p)
+    }
+    #[inline(always)]
+    fn tree(&mut self, probs: &mut [u16], n_bits: u32, _value: u32) -> u32 {
+        self.rc.decode_tree(probs, n_bits)
+    }
+    #[inline(always)]
+    fn raw(&mut self, _value: u64, n_bits: u32) -> u64 {
+        self.raw.read(n_bits)
+    }
+}
+
 /// Adaptive probabilities of one block.
 struct Models {
     res: LenModels,
@@ -992,7 +1055,9 @@ fn run<T: Float, IO: Io>(
                 let pi = kind.int_of_prediction::<T>(pred);
                 let r = src.map_or(0, |s| s.ints.get(idx).wrapping_sub(pi));
                 // Version 5: no adaptive mantissa bits (`code_signed_with`).
-                let (r, b) = if hdr.version >= 5 {
+                let (r, b) = if hdr.version >= 6 {
+                    code_signed_as::<_, 0, true>(io, &mut m.res, ctx, sctx, r)
+                } else if hdr.version >= 5 {
                     code_signed_with::<_, 0>(io, &mut m.res, ctx, sctx, r)
                 } else {
                     code_signed(io, &mut m.res, ctx, sctx, r)
@@ -1336,20 +1401,30 @@ fn encode_integ<T: Float>(
         n_palette: palette.map_or(0, <[u64]>::len),
         slice_grids: slice_grids.to_vec(),
     };
-    let mut io = Enc {
-        rc: RangeEncoder::new(),
-        raw: BitWriter::new(),
-    };
     // The encoder fills no planes (`Io::DECODES`).
     let mut planes = Planes {
         values: Vec::new(),
         bad_index: false,
     };
-    run::<T, _>(&mut io, &hdr, dims, Some(integ), palette, &mut planes);
+    let (rc, raw) = if version >= 6 {
+        let mut io = WideEnc {
+            rc: WideEncoder::new(),
+            raw: BitWriter::new(),
+        };
+        run::<T, _>(&mut io, &hdr, dims, Some(integ), palette, &mut planes);
+        (io.rc.finish(), io.raw.finish())
+    } else {
+        let mut io = Enc {
+            rc: RangeEncoder::new(),
+            raw: BitWriter::new(),
+        };
+        run::<T, _>(&mut io, &hdr, dims, Some(integ), palette, &mut planes);
+        (io.rc.finish(), io.raw.finish())
+    };
     vec![
         Section::new(KIND_HEADER, hdr.to_bytes::<T>()),
-        Section::new(KIND_RC, io.rc.finish()),
-        Section::new(KIND_RAW, io.raw.finish()),
+        Section::new(KIND_RC, rc),
+        Section::new(KIND_RAW, raw),
     ]
 }
 
@@ -1676,21 +1751,33 @@ fn slice_grid_candidate<T: Float>(
 }
 
 /// Bytes the range coder spends on a palette alone (it is coded once, whatever the sample).
-fn palette_cost<T: Float>(palette: &[u64]) -> usize {
-    let mut io = Enc {
-        rc: RangeEncoder::new(),
-        raw: BitWriter::new(),
-    };
-    let mut pm = Models::new(false, false);
-    let mut prev = 0u64;
-    let mut ctx = 0usize;
-    for &b in palette {
-        let o = T::from_bits_u64(b).to_ordered();
-        let (_, bl) = code_signed(&mut io, &mut pm.res, ctx, 0, o.wrapping_sub(prev) as i64);
-        prev = o;
-        ctx = 2 * usize::from(bl & 127);
+fn palette_cost<T: Float>(palette: &[u64], version: u8) -> usize {
+    fn code<T: Float, IO: BitIo>(io: &mut IO, palette: &[u64]) {
+        let mut pm = Models::new(false, false);
+        let mut prev = 0u64;
+        let mut ctx = 0usize;
+        for &b in palette {
+            let o = T::from_bits_u64(b).to_ordered();
+            let (_, bl) = code_signed(io, &mut pm.res, ctx, 0, o.wrapping_sub(prev) as i64);
+            prev = o;
+            ctx = 2 * usize::from(bl & 127);
+        }
     }
-    io.rc.finish().len() + io.raw.finish().len()
+    if version >= 6 {
+        let mut io = WideEnc {
+            rc: WideEncoder::new(),
+            raw: BitWriter::new(),
+        };
+        code::<T, _>(&mut io, palette);
+        io.rc.finish().len() + io.raw.finish().len()
+    } else {
+        let mut io = Enc {
+            rc: RangeEncoder::new(),
+            raw: BitWriter::new(),
+        };
+        code::<T, _>(&mut io, palette);
+        io.rc.finish().len() + io.raw.finish().len()
+    }
 }
 
 /// Estimated encoded size of a candidate built on the sampled rows (`sub_dims`), scaled to
@@ -1710,7 +1797,10 @@ fn estimate<T: Float>(
         plan,
         version,
     )) as f64;
-    let fixed = c.palette.as_deref().map_or(0, palette_cost::<T>) as f64;
+    let fixed = c
+        .palette
+        .as_deref()
+        .map_or(0, |p| palette_cost::<T>(p, version)) as f64;
     let scale = n as f64 / sub_dims.len().max(1) as f64;
     fixed + (size - fixed).max(0.0) * scale
 }
@@ -1957,9 +2047,17 @@ pub fn decode<T: Float>(sections: &[Section], dims: BlockDims) -> Result<Vec<T>>
         values: Vec::with_capacity(n),
         bad_index: false,
     };
-    // Dense streams (a renormalisation every few values, at unpredictable times) decode
-    // faster without the renormalisation branch; skewed ones (mostly zeros) with it.
-    if rc.len() * 8 >= n * DENSE_BITS_PER_VALUE {
+    if hdr.version >= 6 {
+        let mut io = WideDec {
+            rc: WideDecoder::new(rc)?,
+            raw: BitReader::new(raw),
+        };
+        run::<T, _>(&mut io, &hdr, dims, None, None, &mut planes);
+        io.rc.finish()?;
+        io.raw.finish()?;
+    } else if rc.len() * 8 >= n * DENSE_BITS_PER_VALUE {
+        // Dense streams (a renormalisation every few values, at unpredictable times) decode
+        // faster without the renormalisation branch; skewed ones (mostly zeros) with it.
         run_dec::<T, true>((rc, raw), &hdr, dims, &mut planes)?;
     } else {
         run_dec::<T, false>((rc, raw), &hdr, dims, &mut planes)?;
@@ -2317,8 +2415,13 @@ mod tests {
         // Version 5 codes the same residuals (predictions do not depend on the version)
         // without adaptive mantissa bits: these bytes were recorded when it was introduced,
         // with the version-4 bytes above unchanged.
-        let v5 = encode(&v, dims, &RouteConfig::default()).unwrap();
+        let v5 = encode_as(&v, dims, &RouteConfig::default(), 5).unwrap();
         assert_eq!(hash(&v5), (0x03ff_41f1_7a8e_29bf, 2649));
+        assert_eq!(decode::<f32>(&v5, dims).unwrap().len(), v.len());
+        // Version 6 (the wide range coder, tree-coded lengths): recorded when it was
+        // introduced, with the version-4 and version-5 bytes above unchanged.
+        let v6 = encode(&v, dims, &RouteConfig::default()).unwrap();
+        assert_eq!(hash(&v6), (0x0ab2_4228_bbb9_8505, 2725));
         roundtrip(&v, dims);
     }
 
