@@ -652,17 +652,15 @@ fn decimal_snap(b: f64) -> Option<f64> {
 /// truncating conversion and one subtraction. `f64::round` is a libm call on x86-64 without
 /// SSE4.1 and cost ~5% of encoding a dense field; this is exact and identical everywhere:
 /// `t = trunc(x)` and `x - t` are both exact for `|x| <= 2^52` (Sterbenz for `|x| >= 1`).
+///
+/// The two comparisons are added as integers, not branched on: the fraction of a prediction is
+/// close to random, and the branches LLVM made of an `if` chain were the most frequent
+/// mispredicted branch of decoding grid fields.
 #[inline]
 pub fn round_to_i64(x: f64) -> i64 {
     let t = x as i64;
     let frac = x - t as f64;
-    if frac >= 0.5 {
-        t + 1
-    } else if frac <= -0.5 {
-        t - 1
-    } else {
-        t
-    }
+    t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5)
 }
 
 /// `x.round()` (ties away from zero, `-0.0` for `-0.5 < x <= -0.0`, NaN and infinities
