@@ -721,6 +721,23 @@ fn run<T: Float, IO: Io>(
     src_palette: Option<&[u64]>,
     out: &mut Planes<T>,
 ) {
+    if hdr.has_exceptions {
+        run_as::<T, IO, true>(io, hdr, dims, src, src_palette, out);
+    } else {
+        run_as::<T, IO, false>(io, hdr, dims, src, src_palette, out);
+    }
+}
+
+/// [`run`] for blocks with (`EXC`) or without exceptions: without, the loop has none of the
+/// mask's loads, contexts and branches.
+fn run_as<T: Float, IO: Io, const EXC: bool>(
+    io: &mut IO,
+    hdr: &Header,
+    dims: BlockDims,
+    src: Option<&Source>,
+    src_palette: Option<&[u64]>,
+    out: &mut Planes<T>,
+) {
     let (n_slices, n_rows, n_cols) = (dims.n_slices, dims.n_rows, dims.n_cols);
     let slice = n_rows * n_cols;
     let st = Stencil::new(hdr.stencil, n_rows, n_cols, hdr.lag);
@@ -929,7 +946,7 @@ fn run<T: Float, IO: Io>(
                     run_row[g] = hit;
                     if hit {
                         run_end = end;
-                        if hdr.has_exceptions {
+                        if EXC {
                             let w = mask[mq - 1];
                             mask[mq..mq + len].fill(w);
                             // The encoder skips the group's exceptions (all of them or none).
@@ -993,7 +1010,7 @@ fn run<T: Float, IO: Io>(
                 let sgn = |b: u8| -> usize { usize::from(b != 0) + usize::from(b >> 7) };
                 let sctx = sgn(bw) * 3 + sgn(bn);
 
-                if hdr.has_exceptions {
+                if EXC {
                     let mw = j > 0 && mask[mq - 1];
                     let mn = i > 0 && mask[mq - n_cols];
                     let mnw = i > 0 && j > 0 && mask[mq - n_cols - 1];
