@@ -891,22 +891,19 @@ fn run_as<T: Float, IO: Io, const EXC: bool>(
         let copy = full && {
             let want = src.is_some_and(|src| {
                 let prev = domain.at_slice(s - hdr.lag);
-                let (mut same, mut same_w, mut total) = (0usize, 0usize, 0usize);
-                for idx in s * slice..(s + 1) * slice {
-                    let b = idx - hdr.lag * slice;
-                    if !src.is_exception[idx] && !src.is_exception[b] {
-                        total += 1;
-                        let x = kind.domain_value::<T>(src.ints.get(idx)).to_bits();
-                        let y = prev.domain_value::<T>(src.ints.get(b)).to_bits();
-                        same += usize::from(x == y);
-                        let w = if idx % n_cols > 0 && !src.is_exception[idx - 1] {
-                            kind.domain_value::<T>(src.ints.get(idx - 1)).to_bits()
-                        } else {
-                            !x
-                        };
-                        same_w += usize::from(x == w);
-                    }
-                }
+                // With one domain for every slice, equal integers are equal domain values
+                // (valid points are finite, and ordered bits, grid indices and palette
+                // indices map to distinct values), so the integers are compared directly.
+                let (same, same_w, total) = if matches!(domain, Domain::Slices(_)) {
+                    repeat_counts(src, s, slice, hdr.lag, n_cols, |k, i| {
+                        let d = if k { kind } else { prev };
+                        d.domain_value::<T>(src.ints.get(i)).to_bits()
+                    })
+                } else {
+                    repeat_counts(src, s, slice, hdr.lag, n_cols, |_, i| {
+                        src.ints.get(i) as u64
+                    })
+                };
                 // Also require far more repeats than along the row: on smooth, coarsely
                 // quantised fields (THETA-dc) the fitted predictor already hits most repeats
                 // and is better elsewhere (measured: copying on ">= half repeat" alone cost
@@ -1134,6 +1131,33 @@ fn run_as<T: Float, IO: Io, const EXC: bool>(
             }
         }
     }
+}
+
+/// For copy mode: over the valid points of slice `s` whose point `lag` slices back is valid,
+/// how many equal that point, how many equal their valid W neighbour, and how many there are.
+/// `key(in_s, i)` is the comparable form of point `i`'s value (`in_s`: it is in slice `s`).
+#[inline]
+fn repeat_counts(
+    src: &Source,
+    s: usize,
+    slice: usize,
+    lag: usize,
+    n_cols: usize,
+    key: impl Fn(bool, usize) -> u64,
+) -> (usize, usize, usize) {
+    let (mut same, mut same_w, mut total) = (0usize, 0usize, 0usize);
+    for idx in s * slice..(s + 1) * slice {
+        let b = idx - lag * slice;
+        if !src.is_exception[idx] && !src.is_exception[b] {
+            total += 1;
+            let x = key(true, idx);
+            same += usize::from(x == key(false, b));
+            if idx % n_cols > 0 && !src.is_exception[idx - 1] {
+                same_w += usize::from(x == key(true, idx - 1));
+            }
+        }
+    }
+    (same, same_w, total)
 }
 
 /// The prediction at a border point: what `Stencil::predict_at` computes (taps out of the
