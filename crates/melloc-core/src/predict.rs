@@ -431,6 +431,46 @@ impl NormalEquations {
     }
 }
 
+/// The values a fit samples: a value and a validity per point of the block (flat index).
+///
+/// The fit reads a few hundred thousand sample points and their taps, not the whole block, so
+/// an encoder can compute values on demand ([`FitPlane`] over its integers) instead of holding
+/// a plane of `f64` values: 8 bytes a value, the largest allocation of encoding a block.
+pub trait FitPlane: Sync {
+    /// The value of point `i`.
+    fn value(&self, i: usize) -> f64;
+    /// Whether point `i` may be used (as a sample or a tap).
+    fn is_valid(&self, i: usize) -> bool;
+    /// Whether every point of `range` is valid (`false` if the range is out of the block).
+    fn all_valid(&self, range: std::ops::Range<usize>) -> bool;
+}
+
+/// A [`FitPlane`] over a plane of values and a validity mask.
+#[derive(Clone, Copy, Debug)]
+pub struct ValidPlane<'a> {
+    /// The values.
+    pub vals: &'a [f64],
+    /// Which values may be used.
+    pub valid: &'a [bool],
+}
+
+impl FitPlane for ValidPlane<'_> {
+    #[inline(always)]
+    fn value(&self, i: usize) -> f64 {
+        self.vals[i]
+    }
+    #[inline(always)]
+    fn is_valid(&self, i: usize) -> bool {
+        self.valid[i]
+    }
+    fn all_valid(&self, range: std::ops::Range<usize>) -> bool {
+        // Chunked so that the scan vectorises yet stops early on masked data.
+        self.valid
+            .get(range)
+            .is_some_and(|v| v.chunks(4096).all(|c| c.iter().fold(true, |a, &v| a & v)))
+    }
+}
+
 /// Fits the weights of `stencil` for slices `s >= first_slice` (the in-slice set when
 /// `in_slice_only`), from interior points whose value and taps are all valid (`valid[idx]`).
 /// Uses at most about `max_samples` points (a deterministic stride). Returns zeros (predict the
@@ -446,6 +486,23 @@ pub fn fit_weights(
     in_slice_only: bool,
     max_samples: usize,
 ) -> Vec<f64> {
+    fit_weights_on(
+        stencil,
+        &ValidPlane { vals, valid },
+        (n_slices, n_rows, n_cols),
+        in_slice_only,
+        max_samples,
+    )
+}
+
+/// [`fit_weights`] over any [`FitPlane`] of a block of `dims` (slices, rows, columns).
+pub fn fit_weights_on<P: FitPlane>(
+    stencil: &Stencil,
+    plane: &P,
+    dims: (usize, usize, usize),
+    in_slice_only: bool,
+    max_samples: usize,
+) -> Vec<f64> {
     let n_taps = if in_slice_only {
         stencil.n_in
     } else {
@@ -456,16 +513,7 @@ pub fn fit_weights(
     if n_w == 0 {
         return zeros;
     }
-    let dims = (n_slices, n_rows, n_cols);
-    let groups = sample_normal_equations(
-        stencil,
-        vals,
-        valid,
-        dims,
-        in_slice_only,
-        max_samples,
-        false,
-    );
+    let groups = sample_normal_equations(stencil, plane, dims, in_slice_only, max_samples, false);
     let ne = groups
         .into_iter()
         .next()
@@ -487,12 +535,24 @@ pub fn fit_weights_reweighted(
     max_samples: usize,
     n_iters: usize,
 ) -> Vec<f64> {
+    let plane = ValidPlane { vals, valid };
+    fit_weights_reweighted_on(stencil, &plane, dims, max_samples, n_iters)
+}
+
+/// [`fit_weights_reweighted`] over any [`FitPlane`].
+pub fn fit_weights_reweighted_on<P: FitPlane>(
+    stencil: &Stencil,
+    plane: &P,
+    dims: (usize, usize, usize),
+    max_samples: usize,
+    n_iters: usize,
+) -> Vec<f64> {
     let n_w = stencil.n_weights();
     let zeros = vec![0.0; n_w];
     if n_w == 0 || stencil.taps.len() == stencil.n_in {
         return zeros;
     }
-    let per = sample_normal_equations(stencil, vals, valid, dims, false, max_samples, true);
+    let per = sample_normal_equations(stencil, plane, dims, false, max_samples, true);
     let combine_with = |scale: Option<&[f64]>| -> Option<Vec<f64>> {
         let mut ne = NormalEquations::new(n_w);
         for (k, (e, _)) in per.iter().enumerate() {
@@ -550,10 +610,9 @@ pub fn fit_weights_reweighted(
 /// [`sample_scalar`] (every entry is the same products added in the same sample order; only
 /// the bookkeeping around them changes), for every weight count of a [`StencilKind`]; wider
 /// hand-made stencils fall back to the reference.
-fn sample_normal_equations(
+fn sample_normal_equations<P: FitPlane>(
     stencil: &Stencil,
-    vals: &[f64],
-    valid: &[bool],
+    plane: &P,
     dims: (usize, usize, usize),
     in_slice_only: bool,
     max_samples: usize,
@@ -564,51 +623,35 @@ fn sample_normal_equations(
     } else {
         stencil.taps.len()
     };
-    let a = (
-        stencil,
-        vals,
-        valid,
-        dims,
-        in_slice_only,
-        max_samples,
-        per_slice,
-    );
+    let a = (stencil, plane, dims, in_slice_only, max_samples, per_slice);
     // The sample row is the `n_taps - 1` differences followed by `y`: `n_taps` values,
     // padded to whole tiles.
     // `LAST` is the number of rows used in the last tile: exact for the stencil kinds' tap
     // counts (4, 7, 10, 19), a whole tile otherwise.
     match n_taps {
         0 => Vec::new(),
-        4 => sample_tiled::<1, 4>(a),
-        7 => sample_tiled::<2, 3>(a),
-        10 => sample_tiled::<3, 2>(a),
-        19 => sample_tiled::<5, 3>(a),
+        4 => sample_tiled::<_, 1, 4>(a),
+        7 => sample_tiled::<_, 2, 3>(a),
+        10 => sample_tiled::<_, 3, 2>(a),
+        19 => sample_tiled::<_, 5, 3>(a),
         _ => match n_taps.div_ceil(TILE) {
-            1 => sample_tiled::<1, TILE>(a),
-            2 => sample_tiled::<2, TILE>(a),
-            3 => sample_tiled::<3, TILE>(a),
-            4 => sample_tiled::<4, TILE>(a),
-            5 => sample_tiled::<5, TILE>(a),
+            1 => sample_tiled::<_, 1, TILE>(a),
+            2 => sample_tiled::<_, 2, TILE>(a),
+            3 => sample_tiled::<_, 3, TILE>(a),
+            4 => sample_tiled::<_, 4, TILE>(a),
+            5 => sample_tiled::<_, 5, TILE>(a),
             _ => sample_scalar(a),
         },
     }
 }
 
 /// The arguments of [`sample_normal_equations`], passed on as one tuple.
-type SampleArgs<'a> = (
-    &'a Stencil,
-    &'a [f64],
-    &'a [bool],
-    (usize, usize, usize),
-    bool,
-    usize,
-    bool,
-);
+type SampleArgs<'a, P> = (&'a Stencil, &'a P, (usize, usize, usize), bool, usize, bool);
 
 /// Reference implementation of [`sample_normal_equations`]: one [`NormalEquations::add`] per
 /// sample. Used for stencils wider than `5 * TILE` taps and by the tests as the oracle.
-fn sample_scalar(
-    (stencil, vals, valid, dims, in_slice_only, max_samples, per_slice): SampleArgs<'_>,
+fn sample_scalar<P: FitPlane>(
+    (stencil, plane, dims, in_slice_only, max_samples, per_slice): SampleArgs<'_, P>,
 ) -> Vec<(NormalEquations, f64)> {
     let n_taps = if in_slice_only {
         stencil.n_in
@@ -620,8 +663,7 @@ fn sample_scalar(
     let mut last = usize::MAX;
     for_each_sample(
         stencil,
-        vals,
-        valid,
+        plane,
         dims,
         in_slice_only,
         max_samples,
@@ -744,8 +786,11 @@ impl<const NB: usize> TileGroup<NB> {
 /// Visits the same points in the same order as [`for_each_sample`], but jumps from sample to
 /// sample (no `%` per interior point), reads `valid` only when the block has invalid points,
 /// and accumulates through [`accumulate_tiles`] in batches.
-fn sample_tiled<const NB: usize, const LAST: usize>(
-    (stencil, vals, valid, (n_slices, n_rows, n_cols), in_slice_only, max_samples, per_slice): SampleArgs<'_>,
+fn sample_tiled<P: FitPlane, const NB: usize, const LAST: usize>(
+    (stencil, plane, (n_slices, n_rows, n_cols), in_slice_only, max_samples, per_slice): SampleArgs<
+        '_,
+        P,
+    >,
 ) -> Vec<(NormalEquations, f64)> {
     let dims = (n_slices, n_rows, n_cols);
     let Some(SampleRegion {
@@ -773,9 +818,7 @@ fn sample_tiled<const NB: usize, const LAST: usize>(
     } else {
         s_lo.saturating_sub(stencil.lag)
     };
-    let all_valid = valid
-        .get(first * slice..s_hi * slice)
-        .is_some_and(|v| v.chunks(4096).all(|c| c.iter().fold(true, |a, &v| a & v)));
+    let all_valid = plane.all_valid(first * slice..s_hi * slice);
     let mut per: Vec<(NormalEquations, f64)> = Vec::new();
     let mut batch = Batch::<NB, LAST>::new();
     // The first sample is the `stride`-th interior point; `skip` is the offset of the next one
@@ -791,18 +834,19 @@ fn sample_tiled<const NB: usize, const LAST: usize>(
             while j < j_hi {
                 let idx = row_base + j;
                 j += stride;
-                let usable = || valid[idx] && back.iter().all(|&b| valid[idx - b]);
+                let usable =
+                    || plane.is_valid(idx) && back.iter().all(|&b| plane.is_valid(idx - b));
                 if !(all_valid || usable()) {
                     continue;
                 }
                 let row = batch.free_row().as_flattened_mut();
                 // Fixed tap counts unroll (measured on HGT: ~10 -> ~6 instructions per tap).
                 match back.len() {
-                    4 => gather::<4>(row, vals, idx, back),
-                    7 => gather::<7>(row, vals, idx, back),
-                    10 => gather::<10>(row, vals, idx, back),
-                    19 => gather::<19>(row, vals, idx, back),
-                    _ => gather_any(row, vals, idx, back),
+                    4 => gather::<_, 4>(row, plane, idx, back),
+                    7 => gather::<_, 7>(row, plane, idx, back),
+                    10 => gather::<_, 10>(row, plane, idx, back),
+                    19 => gather::<_, 19>(row, plane, idx, back),
+                    _ => gather_any(row, plane, idx, back),
                 }
                 batch.commit();
             }
@@ -816,29 +860,29 @@ fn sample_tiled<const NB: usize, const LAST: usize>(
 /// Writes the sample row of point `idx`: `vals[idx - back[k]] - r` for the taps `k >= 1`, then
 /// `vals[idx] - r`, where `r = vals[idx - back[0]]` (the reference).
 #[inline(always)]
-fn gather_any(row: &mut [f64], vals: &[f64], idx: usize, back: &[usize]) {
-    let r = vals[idx - back[0]];
+fn gather_any<P: FitPlane>(row: &mut [f64], plane: &P, idx: usize, back: &[usize]) {
+    let r = plane.value(idx - back[0]);
     let n_w = back.len() - 1;
     for (x, &b) in row[..n_w].iter_mut().zip(&back[1..]) {
-        *x = vals[idx - b] - r;
+        *x = plane.value(idx - b) - r;
     }
-    row[n_w] = vals[idx] - r;
+    row[n_w] = plane.value(idx) - r;
 }
 
 /// [`gather_any`] for exactly `NT` taps.
 #[inline(always)]
-fn gather<const NT: usize>(row: &mut [f64], vals: &[f64], idx: usize, back: &[usize]) {
+fn gather<P: FitPlane, const NT: usize>(row: &mut [f64], plane: &P, idx: usize, back: &[usize]) {
     let Ok(back) = <&[usize; NT]>::try_from(back) else {
-        return gather_any(row, vals, idx, back);
+        return gather_any(row, plane, idx, back);
     };
     let Some(row) = row.first_chunk_mut::<NT>() else {
-        return gather_any(row, vals, idx, back);
+        return gather_any(row, plane, idx, back);
     };
-    let r = vals[idx - back[0]];
+    let r = plane.value(idx - back[0]);
     for k in 1..NT {
-        row[k - 1] = vals[idx - back[k]] - r;
+        row[k - 1] = plane.value(idx - back[k]) - r;
     }
-    row[NT - 1] = vals[idx] - r;
+    row[NT - 1] = plane.value(idx) - r;
 }
 
 /// Sample rows waiting for [`accumulate_tiles`], and the group they belong to.
@@ -955,10 +999,9 @@ impl SampleRegion {
 
 /// Calls `f(slice, x, y)` for the fit's sample points: `x` the taps' differences to the
 /// reference, `y` the value's.
-fn for_each_sample(
+fn for_each_sample<P: FitPlane>(
     stencil: &Stencil,
-    vals: &[f64],
-    valid: &[bool],
+    plane: &P,
     (n_slices, n_rows, n_cols): (usize, usize, usize),
     in_slice_only: bool,
     max_samples: usize,
@@ -988,25 +1031,25 @@ fn for_each_sample(
                     continue;
                 }
                 let idx = s * slice + i * n_cols + j;
-                if !valid[idx] {
+                if !plane.is_valid(idx) {
                     continue;
                 }
                 let r_idx = idx - stencil.back[0];
-                if !valid[r_idx] {
+                if !plane.is_valid(r_idx) {
                     continue;
                 }
-                let r = vals[r_idx];
+                let r = plane.value(r_idx);
                 let mut ok = true;
                 for k in 1..n_taps {
                     let t_idx = idx - stencil.back[k];
-                    if !valid[t_idx] {
+                    if !plane.is_valid(t_idx) {
                         ok = false;
                         break;
                     }
-                    x[k - 1] = vals[t_idx] - r;
+                    x[k - 1] = plane.value(t_idx) - r;
                 }
                 if ok {
-                    f(s, &x, vals[idx] - r);
+                    f(s, &x, plane.value(idx) - r);
                 }
             }
         }
@@ -1138,10 +1181,13 @@ mod tests {
                         for max_samples in [1, 5, 37, 1 << 20] {
                             for in_slice in [false, true] {
                                 for per_slice in [false, true] {
+                                    let plane = ValidPlane {
+                                        vals: &vals,
+                                        valid: &valid,
+                                    };
                                     let a = (
                                         &st,
-                                        &vals[..],
-                                        &valid[..],
+                                        &plane,
                                         (ns, nr, nc),
                                         in_slice,
                                         max_samples,
@@ -1150,9 +1196,8 @@ mod tests {
                                     let want = sample_scalar(a);
                                     let got = sample_normal_equations(
                                         &st,
-                                        &vals,
-                                        &valid,
-                                        a.3,
+                                        &plane,
+                                        a.2,
                                         in_slice,
                                         max_samples,
                                         per_slice,
@@ -1162,7 +1207,7 @@ mod tests {
                                         bits(&want),
                                         "{kind:?} {:?} lag {lag} mask {mask} max {max_samples} \
                                          in_slice {in_slice} per_slice {per_slice}",
-                                        a.3
+                                        a.2
                                     );
                                 }
                             }
