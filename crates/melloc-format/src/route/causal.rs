@@ -1402,13 +1402,80 @@ fn palette_of(mut ords: Vec<u64>, n: usize) -> Option<Vec<u64>> {
     Some(ords)
 }
 
+/// Exact lookup of a key in sorted distinct `u64` keys (a palette's ordered bits), by bucket:
+/// bucket `(key - first) >> shift` holds the keys `start[b]..start[b + 1]` (the map is
+/// monotone), so a lookup searches one bucket of ~1 key instead of the whole list.
+///
+/// Against `binary_search` over the whole palette (z-eraint: 20,970 entries, 694K lookups of
+/// ~15 steps), median CPU of 7 compressions: z-eraint 103.0 -> 96.7 ms, HGT-isabel 44.2 ->
+/// 40.0, u-eraint 81.7 -> 79.3, THETA-levitus 92.1 -> 89.2; the 14 files with palette
+/// candidates 1151 -> 1130 ms; all 80 outputs byte-identical.
+struct OrdIndex<'a> {
+    ords: &'a [u64],
+    first: u64,
+    shift: u32,
+    /// `start[b]`: the number of keys in buckets below `b` (`n_buckets + 1` of them).
+    start: Vec<u32>,
+}
+
+impl<'a> OrdIndex<'a> {
+    /// `ords` must be sorted ascending and distinct. A list of 2^32 keys or more gets no
+    /// buckets (`find` searches it whole).
+    fn new(ords: &'a [u64]) -> Self {
+        if u32::try_from(ords.len()).is_err() {
+            return Self {
+                ords,
+                first: 0,
+                shift: 0,
+                start: Vec::new(),
+            };
+        }
+        let first = ords.first().copied().unwrap_or(0);
+        let span = ords.last().copied().unwrap_or(0).wrapping_sub(first);
+        // About one key per bucket: the smallest shift that gives at most `ords.len()` buckets.
+        let target = (ords.len() as u64).max(1);
+        let mut shift = 0u32;
+        while shift < 63 && (span >> shift) >= target {
+            shift += 1;
+        }
+        let n_buckets = (span >> shift) as usize + 1;
+        let mut start = vec![0u32; n_buckets + 1];
+        for &o in ords {
+            start[((o - first) >> shift) as usize + 1] += 1;
+        }
+        for b in 0..n_buckets {
+            start[b + 1] += start[b];
+        }
+        Self {
+            ords,
+            first,
+            shift,
+            start,
+        }
+    }
+
+    /// `ords.binary_search(&key).ok()`.
+    #[inline(always)]
+    fn find(&self, key: u64) -> Option<usize> {
+        if self.start.is_empty() {
+            return self.ords.binary_search(&key).ok();
+        }
+        let b = usize::try_from(key.checked_sub(self.first)? >> self.shift).ok()?;
+        let (&lo, &hi) = (self.start.get(b)?, self.start.get(b + 1)?);
+        let (lo, hi) = (lo as usize, hi as usize);
+        let bucket = self.ords.get(lo..hi)?;
+        bucket.binary_search(&key).ok().map(|i| lo + i)
+    }
+}
+
 /// The palette candidate of a block: each value's index into `ords` ([`palette_of`]).
 fn palette_candidate<T: Float>(values: &[T], mask: &[bool], ords: &[u64]) -> Candidate {
+    let lookup = OrdIndex::new(ords);
     let index = |(v, &e): (&T, &bool)| {
         if e {
             0
         } else {
-            ords.binary_search(&v.to_ordered()).unwrap_or(0)
+            lookup.find(v.to_ordered()).unwrap_or(0)
         }
     };
     // Indices are below `ords.len()`: 32 bits unless the palette is huge.
@@ -2051,6 +2118,27 @@ mod tests {
             let on_palette = vals.iter().copied();
             for x in queries.iter().copied().chain(on_palette) {
                 prop_assert_eq!(index.lower_bound(x), vals.partition_point(|&v| v < x), "x = {}", x);
+            }
+        }
+
+        /// The key index finds what a binary search over all the keys finds, for spread,
+        /// clustered and extreme keys and for queries outside, on and between them.
+        #[test]
+        fn ord_index_matches_binary_search(
+            mut keys in prop::collection::vec(
+                prop_oneof![any::<u64>(), 0u64..1000, (1u64 << 40)..(1u64 << 40) + 50, Just(u64::MAX), Just(0)],
+                0..300,
+            ),
+            queries in prop::collection::vec(
+                prop_oneof![any::<u64>(), 0u64..1000, (1u64 << 40)..(1u64 << 40) + 50, Just(u64::MAX)],
+                1..100,
+            ),
+        ) {
+            keys.sort_unstable();
+            keys.dedup();
+            let index = OrdIndex::new(&keys);
+            for k in queries.iter().copied().chain(keys.iter().copied()) {
+                prop_assert_eq!(index.find(k), keys.binary_search(&k).ok(), "k = {}", k);
             }
         }
     }
