@@ -292,8 +292,19 @@ pub struct IntegerizedPlanes {
 /// does not fit), and `f32` ordered bits always fit. Saves the 8-byte-per-value `i64` plane and
 /// the pass that narrowed it.
 pub fn integerize_planes<T: Float>(values: &[T], is_exception: Vec<bool>) -> IntegerizedPlanes {
+    let grid = detect_grid(values, &is_exception);
+    integerize_planes_on(values, is_exception, grid)
+}
+
+/// [`integerize_planes`] given `grid`, the result of [`detect_grid`] on the same values and
+/// mask (for callers that already have it).
+pub fn integerize_planes_on<T: Float>(
+    values: &[T],
+    is_exception: Vec<bool>,
+    grid: Option<Integerisation>,
+) -> IntegerizedPlanes {
     let exception_bits = gather_exceptions(values, &is_exception);
-    if let Some(kind) = detect_grid(values, &is_exception) {
+    if let Some(kind) = grid {
         let n = values.len().min(is_exception.len());
         let (v, e) = (&values[..n], &is_exception[..n]);
         let narrow = match kind {
