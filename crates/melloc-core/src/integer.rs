@@ -262,6 +262,112 @@ pub fn integerize_with_mask<T: Float>(values: &[T], is_exception: Vec<bool>) -> 
     }
 }
 
+/// One plane of integers in the narrowest width the producer could use.
+#[derive(Clone, Debug)]
+pub enum IntPlane {
+    /// Every integer fits 32 bits.
+    Narrow(Vec<i32>),
+    /// 64-bit integers (they may still all fit 32 bits: `f64` ordered bits are not checked).
+    Wide(Vec<i64>),
+}
+
+/// [`Integerized`] with the integers in an [`IntPlane`] and the ulp fixes (`|fix| <= 4`) in 32
+/// bits, empty when every fix is zero.
+#[derive(Clone, Debug)]
+pub struct IntegerizedPlanes {
+    /// How the integers relate to the values.
+    pub kind: Integerisation,
+    /// One integer per value; 0 at exception positions.
+    pub ints: IntPlane,
+    /// Per-value ulp fix for grids; empty when every fix is zero.
+    pub fixes: Vec<i32>,
+    /// `true` where the value is an exception.
+    pub is_exception: Vec<bool>,
+    /// Bit patterns of the exceptions, in position order.
+    pub exception_bits: Vec<u64>,
+}
+
+/// [`integerize_with_mask`] (the same kind, integers and fixes) written straight into 32-bit
+/// planes where they fit: grid indices are tried as `i32` first (redone as `i64` only when one
+/// does not fit), and `f32` ordered bits always fit. Saves the 8-byte-per-value `i64` plane and
+/// the pass that narrowed it.
+pub fn integerize_planes<T: Float>(values: &[T], is_exception: Vec<bool>) -> IntegerizedPlanes {
+    let grid = detect_grid(values, &is_exception);
+    integerize_planes_on(values, is_exception, grid)
+}
+
+/// [`integerize_planes`] given `grid`, the result of [`detect_grid`] on the same values and
+/// mask (for callers that already have it).
+pub fn integerize_planes_on<T: Float>(
+    values: &[T],
+    is_exception: Vec<bool>,
+    grid: Option<Integerisation>,
+) -> IntegerizedPlanes {
+    let exception_bits = gather_exceptions(values, &is_exception);
+    if let Some(kind) = grid {
+        let n = values.len().min(is_exception.len());
+        let (v, e) = (&values[..n], &is_exception[..n]);
+        let narrow = match kind {
+            Integerisation::Grid {
+                offset,
+                scale,
+                op: GridOp::Mul,
+            } => grid_ints_op::<T, false, i32>(v, e, offset, scale),
+            Integerisation::Grid {
+                offset,
+                scale,
+                op: GridOp::Div,
+            } => grid_ints_op::<T, true, i32>(v, e, offset, scale),
+            // `detect_grid` only returns grids; `grid_ints_sparse` decides as before.
+            Integerisation::Ordered => Err(GridMiss::TooWide),
+        };
+        let planes = match narrow {
+            Ok((ints, fixes, n_fix)) => {
+                // The fix-count rule of `grid_ints_sparse`.
+                ((n_fix as f64) <= MAX_FIX_FRACTION * values.len().max(1) as f64)
+                    .then_some((IntPlane::Narrow(ints), fixes))
+            }
+            Err(GridMiss::Off) => None,
+            Err(GridMiss::TooWide) => {
+                grid_ints_sparse(values, &is_exception, kind).map(|(ints, fixes)| {
+                    // Fixes are within +-4.
+                    let fixes = fixes.iter().map(|&f| f as i32).collect();
+                    (IntPlane::Wide(ints), fixes)
+                })
+            }
+        };
+        if let Some((ints, fixes)) = planes {
+            return IntegerizedPlanes {
+                kind,
+                ints,
+                fixes,
+                is_exception,
+                exception_bits,
+            };
+        }
+    }
+    let ord = |(&v, &e): (&T, &bool)| if e { 0 } else { to_signed_ordered(v) };
+    let ints = if T::N_BITS <= 32 {
+        // Sign-extended 32-bit patterns.
+        IntPlane::Narrow(
+            values
+                .iter()
+                .zip(&is_exception)
+                .map(|x| ord(x) as i32)
+                .collect(),
+        )
+    } else {
+        IntPlane::Wide(values.iter().zip(&is_exception).map(ord).collect())
+    };
+    IntegerizedPlanes {
+        kind: Integerisation::Ordered,
+        ints,
+        fixes: Vec::new(),
+        is_exception,
+        exception_bits,
+    }
+}
+
 /// The bit patterns of the values flagged in `is_exception`, in order. Sized from the mask first
 /// so the vector never grows by doubling (peak memory); the count as a sum of 0/1 vectorises.
 /// The gathering loop is branch-free (every value is written at the next free slot, which only
@@ -844,12 +950,12 @@ fn grid_ints_sparse<T: Float>(
             offset,
             scale,
             op: GridOp::Mul,
-        } => grid_ints_op::<T, false>(&values[..n], &is_exception[..n], offset, scale)?,
+        } => grid_ints_op::<T, false, i64>(&values[..n], &is_exception[..n], offset, scale).ok()?,
         Integerisation::Grid {
             offset,
             scale,
             op: GridOp::Div,
-        } => grid_ints_op::<T, true>(&values[..n], &is_exception[..n], offset, scale)?,
+        } => grid_ints_op::<T, true, i64>(&values[..n], &is_exception[..n], offset, scale).ok()?,
         // Not a grid: only a block made entirely of exceptions "fits".
         Integerisation::Ordered => {
             if !is_exception[..n].iter().all(|&e| e) {
@@ -864,20 +970,48 @@ fn grid_ints_sparse<T: Float>(
     Some((ints, fixes))
 }
 
+/// An integer type the grid loop writes: `i64`, or `i32` when the caller wants 32-bit planes.
+pub trait GridInt: Copy + Default {
+    /// `k` in this type, or `None` when it does not fit.
+    fn from_index(k: i64) -> Option<Self>;
+}
+
+impl GridInt for i64 {
+    #[inline(always)]
+    fn from_index(k: i64) -> Option<Self> {
+        Some(k)
+    }
+}
+
+impl GridInt for i32 {
+    #[inline(always)]
+    fn from_index(k: i64) -> Option<Self> {
+        i32::try_from(k).ok()
+    }
+}
+
+/// Why [`grid_ints_op`] gave up.
+enum GridMiss {
+    /// A value is off the grid (or out of the exact index range).
+    Off,
+    /// An index or fix does not fit the output type.
+    TooWide,
+}
+
 /// The loop of [`grid_ints_sparse`] for one grid operation (`DIV` selects [`GridOp::Div`]), so
 /// the per-value work has no branch on the operation; `values` and `is_exception` have the same
 /// length. Returns the ints, the fixes (empty when all are zero) and the number of non-zero
 /// fixes. ~2x fewer instructions than the generic loop that pushed into growing vectors.
-fn grid_ints_op<T: Float, const DIV: bool>(
+fn grid_ints_op<T: Float, const DIV: bool, K: GridInt>(
     values: &[T],
     is_exception: &[bool],
     offset: f64,
     scale: f64,
-) -> Option<(Vec<i64>, Vec<i64>, usize)> {
+) -> Result<(Vec<K>, Vec<K>, usize), GridMiss> {
     let n = values.len();
     let is_exception = &is_exception[..n];
-    let mut ints = vec![0i64; n];
-    let mut fixes: Vec<i64> = Vec::new();
+    let mut ints = vec![K::default(); n];
+    let mut fixes: Vec<K> = Vec::new();
     let mut n_fix = 0usize;
     // Indexing slices of one length `n` by `0..n` compiles without bounds checks; it measured
     // fewer instructions than a zip of three iterators with `enumerate`.
@@ -886,17 +1020,17 @@ fn grid_ints_op<T: Float, const DIV: bool>(
         if is_exception[i] {
             continue;
         }
-        let (k, fix) = grid_point_op::<T, DIV>(values[i], offset, scale)?;
-        out[i] = k;
+        let (k, fix) = grid_point_op::<T, DIV>(values[i], offset, scale).ok_or(GridMiss::Off)?;
+        out[i] = K::from_index(k).ok_or(GridMiss::TooWide)?;
         if fix != 0 {
             if fixes.is_empty() {
-                fixes = vec![0; n];
+                fixes = vec![K::default(); n];
             }
-            fixes[i] = fix;
+            fixes[i] = K::from_index(fix).ok_or(GridMiss::TooWide)?;
             n_fix += 1;
         }
     }
-    Some((ints, fixes, n_fix))
+    Ok((ints, fixes, n_fix))
 }
 
 /// Whether every non-exception value fits `kind` under the rules of [`grid_ints`], without
@@ -1587,6 +1721,53 @@ mod tests {
         let as_f32: Vec<f32> = values.iter().map(|&v| v as f32).collect();
         assert_same_as_reference(&as_f32, &vec![false; 1200], 400);
         assert_same_as_reference(&values, &vec![false; 1200], 400);
+    }
+
+    /// `integerize_planes` gives `integerize_with_mask`'s kind, integers and fixes.
+    fn assert_planes_match<T: Float>(values: &[T], mask: &[bool]) {
+        let wide = integerize_with_mask(values, mask.to_vec());
+        let planes = integerize_planes(values, mask.to_vec());
+        assert_eq!(planes.kind, wide.kind);
+        let ints: Vec<i64> = match planes.ints {
+            IntPlane::Narrow(v) => v.into_iter().map(i64::from).collect(),
+            IntPlane::Wide(v) => v,
+        };
+        assert_eq!(ints, wide.ints);
+        let fixes: Vec<i64> = planes.fixes.into_iter().map(i64::from).collect();
+        assert_eq!(fixes, wide.fixes);
+        assert_eq!(planes.is_exception, wide.is_exception);
+        assert_eq!(planes.exception_bits, wide.exception_bits);
+    }
+
+    #[test]
+    fn integerize_planes_matches_integerize_with_mask() {
+        for kind in 0..7u8 {
+            for (seed, n) in [(1u64, 0usize), (2, 7), (3, 300), (4, 4096), (5, 70_000)] {
+                let values = mixed_values(kind, seed, n);
+                assert_planes_match(&values, &detect_exceptions(&values));
+                assert_planes_match(&values, &vec![false; n]);
+                let wide: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+                assert_planes_match(&wide, &detect_exceptions(&wide));
+            }
+        }
+        // Grid indices beyond 32 bits (the `i64` fallback), with and without ulp fixes.
+        let far: Vec<f64> = (0..5000).map(|i| 1e10 + f64::from(i % 97) * 0.5).collect();
+        assert_planes_match(&far, &vec![false; far.len()]);
+        let far: Vec<f64> = (0..5000).map(|i| f64::from(i) * 1e-3 + 4e6).collect();
+        assert_planes_match(&far, &vec![false; far.len()]);
+        let far: Vec<f64> = (0..5000)
+            .map(|i| match i % 50 {
+                0 => 3e9 + f64::from(i % 7),
+                _ => f64::from(i % 100),
+            })
+            .collect();
+        let planes = integerize_planes(&far, vec![false; far.len()]);
+        assert!(
+            matches!(planes.ints, IntPlane::Wide(_)),
+            "{:?}",
+            planes.kind
+        );
+        assert_planes_match(&far, &vec![false; far.len()]);
     }
 
     #[test]

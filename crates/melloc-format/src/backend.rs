@@ -38,6 +38,12 @@ pub fn encode_section(raw: &[u8], spec: BackendSpec) -> Result<(u8, Vec<u8>)> {
     }
 }
 
+/// The stored length of `raw` without the probes of [`encode_section`]: the back end's output
+/// when smaller, else `raw.len()` (for estimates on samples).
+pub(crate) fn packed_len(raw: &[u8], spec: BackendSpec) -> Result<usize> {
+    Ok(compress_with(raw, spec)?.map_or(raw.len(), |(_, b)| b.len().min(raw.len())))
+}
+
 /// Runs the back end; `None` for `BackendSpec::None`.
 fn compress_with(raw: &[u8], spec: BackendSpec) -> Result<Option<(u8, Vec<u8>)>> {
     Ok(match spec {
