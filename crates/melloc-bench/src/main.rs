@@ -49,6 +49,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The allocator settings of the `melloc` binary, for every codec of the run alike.
+    melloc_format::process::keep_freed_memory();
     match real_main() {
         Ok(code) => code,
         Err(e) => {

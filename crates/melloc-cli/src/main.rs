@@ -34,6 +34,7 @@ pub fn print_error(e: &anyhow::Error) {
 }
 
 fn main() -> ExitCode {
+    melloc_format::process::keep_freed_memory();
     let cli = Cli::parse();
     let ui = Ui::new(&cli.global);
     let g = &cli.global;

@@ -13,6 +13,7 @@ pub mod config;
 pub mod container;
 pub mod entropy;
 pub mod error;
+pub mod process;
 mod residual;
 pub mod route;
 pub mod section;
