@@ -339,7 +339,7 @@ impl<'a> RangeDecoder<'a> {
 
 /// Encoder half of the wide range coder: adaptive binary decisions with 16-bit probabilities
 /// as in [`RangeEncoder`], over a 64-bit interval renormalised 32 bits at a time, adapting at
-/// rate [`WIDE_SHIFT`] (causal route header version 6, format 1.3).
+/// rate 5, `WIDE_SHIFT` (causal route header version 6, format 1.3).
 ///
 /// With a 32-bit interval, a byte leaves the coder every few decisions of a dense stream, at
 /// unpredictable times, so the decoder renormalises without a branch on every decision

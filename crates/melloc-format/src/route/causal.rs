@@ -35,7 +35,7 @@
 //!    version 5) raw in a separate bit stream. The palette's deltas keep the two adaptive
 //!    bits in every version. Version 6: where the expected length is `e >= 4`, the length is
 //!    instead one of 16 leaves of a 4-level tree per context (`n - e` in -7..=7, or an escape
-//!    followed by `n` in a 7-bit tree; [`crate::residual`]); below that, as before.
+//!    followed by `n` in a 7-bit tree; `residual::code_len_tree`); below that, as before.
 //! 5. Run groups (version 5, header flag 64): in each row, the points `16 g..16 g + 16`
 //!    (`g >= 1`, the last group shorter) start with a decision "every point repeats the point
 //!    before the group" (context: whether the group before it in the row, and the same group
