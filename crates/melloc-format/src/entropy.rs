@@ -651,6 +651,9 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `n_bits` (0..=56) bits.
+    ///
+    /// Rejected: refilling before every read instead of when the accumulator runs short (no
+    /// branch on the bit count): decoding took 0.7% more CPU over 5 files.
     #[inline(always)]
     fn read_small(&mut self, n_bits: u32) -> u64 {
         if self.n_acc < n_bits {
