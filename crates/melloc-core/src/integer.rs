@@ -766,7 +766,8 @@ fn decimal_snap(b: f64) -> Option<f64> {
 pub fn round_to_i64(x: f64) -> i64 {
     let t = x as i64;
     let frac = x - t as f64;
-    t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5)
+    t.wrapping_add(i64::from(frac >= 0.5))
+        .wrapping_sub(i64::from(frac <= -0.5))
 }
 
 /// `x.round()` (ties away from zero, `-0.0` for `-0.5 < x <= -0.0`, NaN and infinities

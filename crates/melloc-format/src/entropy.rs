@@ -1,5 +1,7 @@
-//! Adaptive binary range coder (LZMA-style carry-less range coder with 16-bit probabilities)
-//! and a raw bit packer for the incompressible low bits of residuals.
+//! Adaptive binary range coders (LZMA-style, with 16-bit probabilities; carries are added into
+//! the bytes already written) and a raw bit packer for the incompressible low bits of
+//! residuals. [`RangeEncoder`] has a 32-bit interval and adapts at rate 4 (causal route headers
+//! up to version 5, the paper route); [`WideEncoder`] a 64-bit one at rate 5 (version 6).
 //!
 //! Why our own coder: crates.io has no maintained crate exposing a *context-modelled adaptive
 //! binary* coder as a library. `constriction` offers multi-symbol ANS/range coders with static or
@@ -9,9 +11,10 @@
 //! is counted, and [`RangeDecoder::finish`] turns any over-read into an error. No decode loop
 //! depends on stream content for its trip count, so corrupt input can never loop forever.
 //!
-//! Probabilities are 16-bit (`P(bit = 0) = p / 65536`) rather than LZMA's 11/12-bit: with a
-//! shift-5 update the most skewed reachable state costs 0.0007 bit per decision instead of
-//! 0.011, which is what makes long zero runs in radar fields (90% exact zeros) nearly free.
+//! Probabilities are 16-bit (`P(bit = 0) = p / 65536`) rather than LZMA's 11-bit: the most
+//! skewed reachable state (15/65536 at rate 4, 31/65536 at rate 5) costs 0.0003-0.0007 bit
+//! per likely decision instead of LZMA's 0.02 (31/2048), which is what makes long zero runs in
+//! radar fields (90% exact zeros) nearly free.
 
 use crate::error::{FormatError, Result};
 

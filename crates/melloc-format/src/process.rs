@@ -8,9 +8,12 @@
 /// heap) returns its pages, so every chunk of a large file, and every candidate of a chunk,
 /// page-faults its working set in again: 41K page faults compressing PrecipRate-mrms (6 chunks)
 /// at one thread. With the `mmap` threshold at glibc's maximum (32 MiB) and a 1 GiB trim
-/// threshold, freed blocks are reused: 12.7K page faults, and compressing PrecipRate-mrms and
-/// RATE-opera took 23% less CPU, other files 3-4% less (median of 5), for 0-2 MB more peak
-/// RSS (TREFHT 18.9 -> 20.1 MB). Does nothing (and returns `false`) on other platforms.
+/// threshold, freed blocks are reused: 12.7K page faults, and compressing PrecipRate-mrms took
+/// 26% less CPU, RATE-opera 23%, TREFHT 7%, fice 6% (median of 5, CLI, one thread), for
+/// 0.2-1.8 MB more peak RSS (TREFHT 18.8 -> 19.8 MB). Each allocator arena (one per worker
+/// thread) keeps its own freed memory, so the peak grows with `-T` on multi-chunk files
+/// (PrecipRate-mrms: 2.35x the input at one thread, 3.42x at two). Does nothing (and returns
+/// `false`) on other platforms.
 ///
 /// Rejected: mimalloc as the CLI's global allocator. Compressing took 20% less CPU over 8
 /// files (PrecipRate-mrms -29%), but peak RSS grew 2-3x (TREFHT 19 -> 54 MB, THETA-levitus

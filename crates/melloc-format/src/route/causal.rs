@@ -35,7 +35,8 @@
 //!    version 5) raw in a separate bit stream. The palette's deltas keep the two adaptive
 //!    bits in every version. Version 6: where the expected length is `e >= 4`, the length is
 //!    instead one of 16 leaves of a 4-level tree per context (`n - e` in -7..=7, or an escape
-//!    followed by `n` in a 7-bit tree; `residual::code_len_tree`); below that, as before.
+//!    followed by `n` in a 7-bit tree; `residual::code_len_tree`); below that, as before. The
+//!    palette's deltas keep the unary length code in every version.
 //! 5. Run groups (version 5, header flag 64): in each row, the points `16 g..16 g + 16`
 //!    (`g >= 1`, the last group shorter) start with a decision "every point repeats the point
 //!    before the group" (context: whether the group before it in the row, and the same group
@@ -57,7 +58,7 @@
 //! with the narrow range coder and unary lengths; 4 in format 1.1 files, also with two
 //! adaptive mantissa bits and no runs; 3 in format 1.0 files, also without the repeat
 //! decision); `flags` u8 (1 grid, 2 exceptions, 4 ulp fixes, 8 grid op is division,
-//! 16 palette, 32 per-slice grids, 64 run groups (version 5); other bits are an error);
+//! 16 palette, 32 per-slice grids, 64 run groups (version >= 5); other bits are an error);
 //! with flag 16: palette length u32 (1..=block length, not with flag 1); with flag 32
 //! (not with 1, 8 or 16; the block has >= 2 slices): per slice, op u8 (0 `*`, 1 `/`), offset
 //! f64, step f64 (finite, step != 0); with flag 1: offset f64, step f64; `lo`, `hi` f64 (finite,
@@ -293,10 +294,10 @@ impl PaletteIndex {
 enum SliceDomain<'a> {
     Int(Integerisation),
     Palette(&'a PaletteIndex),
-    ///
-    /// Rejected: for power-of-two steps (ECHAM5), the map from a prediction to an index as a
-    /// multiplication by the exact reciprocal instead of a division (bit-identical): decoding
-    /// rhumidity-echam5 and t-echam5 1% faster, not worth the code.
+    /// A per-slice grid, predicted in physical units.
+    // Rejected: for power-of-two steps (ECHAM5), the map from a prediction to an index as a
+    // multiplication by the exact reciprocal instead of a division (bit-identical): decoding
+    // rhumidity-echam5 and t-echam5 1% faster, not worth the code.
     Physical(Integerisation),
 }
 
@@ -2640,6 +2641,41 @@ mod tests {
         assert!(decode::<f32>(&s2, dims).is_err());
     }
 
+    /// Blocks without exceptions decode with the `f32` prediction ring: corrupt streams of them
+    /// never panic either (ordered bits, a grid, a palette).
+    #[test]
+    fn corrupt_narrow_ring_sections_never_panic() {
+        let dims = BlockDims::new(2, 20, 30);
+        let base = smooth(2, 20, 30);
+        // Across binades (near 0): no grid holds it, ordered bits.
+        let ordered: Vec<f32> = base.iter().map(|&x| (x - 280.5) * 1.37).collect();
+        let grid: Vec<f32> = base
+            .iter()
+            .map(|&x| ((f64::from(x) * 100.0).round() / 100.0) as f32)
+            .collect();
+        let palette: Vec<f32> = base
+            .iter()
+            .map(|&x| [1.5f32, -2.25, 0.5, -1.75, 7.0, 3.125][(x as usize) % 6])
+            .collect();
+        for (k, v) in [ordered, grid, palette].into_iter().enumerate() {
+            let secs = encode(&v, dims, &RouteConfig::default()).unwrap();
+            let hdr = Header::parse::<f32>(&secs[0].data, dims).unwrap();
+            assert!(narrow_ring_is_exact::<f32>(&hdr), "{hdr:?}");
+            let domain = match (hdr.kind, hdr.n_palette) {
+                (Integerisation::Ordered, 0) => 0,
+                (Integerisation::Grid { .. }, _) => 1,
+                _ => 2,
+            };
+            assert_eq!(domain, k, "{hdr:?}");
+            assert!(decode::<f32>(&secs, dims)
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .eq(v.iter().map(|x| x.to_bits())));
+            decode_every_corruption(&secs, dims, 3);
+        }
+    }
+
     /// GRIB-style packing: each slice `offset_s + k * 2^-e_s` with 16-bit `k`.
     fn packed_per_slice(n_s: usize, n_r: usize, n_c: usize) -> Vec<f32> {
         let mut v = Vec::new();
@@ -2815,7 +2851,11 @@ mod tests {
         // with the version-4 bytes above unchanged.
         let v5 = encode_as(&v, dims, &RouteConfig::default(), 5).unwrap();
         assert_eq!(hash(&v5), (0x03ff_41f1_7a8e_29bf, 2649));
-        assert_eq!(decode::<f32>(&v5, dims).unwrap().len(), v.len());
+        let back = decode::<f32>(&v5, dims).unwrap();
+        assert!(back
+            .iter()
+            .map(|x| x.to_bits())
+            .eq(v.iter().map(|x| x.to_bits())));
         // Version 6 (the wide range coder, tree-coded lengths): recorded when it was
         // introduced, with the version-4 and version-5 bytes above unchanged.
         let v6 = encode(&v, dims, &RouteConfig::default()).unwrap();
