@@ -76,7 +76,9 @@ fn garbage_and_limits() {
 
 /// The same for files with the causal route's run groups: the golden radar-like field in
 /// format 1.2 (narrow range coder) and 1.3 (wide range coder, tree-coded lengths), and the
-/// golden smooth 3-D field of 1.3 (whose residual lengths take the tree).
+/// golden smooth 3-D field of 1.3 (whose residual lengths take the tree). Most flips are caught
+/// by the container's checksums before the route decoder runs; the route decoders' own handling
+/// of corrupt sections is tested in `route::causal` (`corrupt_*_never_panic`).
 #[test]
 fn causal_file_truncations_and_bit_flips_are_errors() {
     for name in [
