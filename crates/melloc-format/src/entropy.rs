@@ -83,15 +83,8 @@ impl RangeEncoder {
     }
 
     /// Adds a carry out of `low` to the bytes written so far.
-    #[cold]
-    #[inline(never)]
     fn propagate_carry(&mut self) {
-        for b in self.out.iter_mut().rev() {
-            *b = b.wrapping_add(1);
-            if *b != 0 {
-                break;
-            }
-        }
+        add_carry(&mut self.out);
     }
 
     /// Writes the top bytes of `low` until `range >= TOP` (one or two bytes: see
@@ -149,14 +142,7 @@ impl RangeEncoder {
                 _ => {}
             }
         }
-        let mut node = 1usize;
-        for k in (0..n_bits).rev() {
-            let bit = (value >> k) & 1 != 0;
-            if let Some(p) = probs.get_mut(node) {
-                self.encode_bit(p, bit);
-            }
-            node = (node << 1) | usize::from(bit);
-        }
+        tree_encode(probs, n_bits, value, |p, bit| self.encode_bit(p, bit));
     }
 
     /// Flushes the coder and returns the bytes.
@@ -305,15 +291,7 @@ impl<'a> RangeDecoder<'a> {
                 _ => {}
             }
         }
-        let mut node = 1usize;
-        for _ in 0..n_bits {
-            let bit = match probs.get_mut(node) {
-                Some(p) => decode(self, p),
-                None => false,
-            };
-            node = (node << 1) | usize::from(bit);
-        }
-        (node as u32) & ((1u32 << n_bits) - 1)
+        tree_decode(probs, n_bits, |p| decode(self, p))
     }
 
     /// Inverse of [`RangeEncoder::encode_tree`].
@@ -379,15 +357,8 @@ impl WideEncoder {
 
     /// Adds a carry out of `low` to the bytes written so far. The interval never leaves
     /// `[0, 1)` of the stream's value, so a carry always finds a byte below `0xFF`.
-    #[cold]
-    #[inline(never)]
     fn propagate_carry(&mut self) {
-        for b in self.out.iter_mut().rev() {
-            *b = b.wrapping_add(1);
-            if *b != 0 {
-                break;
-            }
-        }
+        add_carry(&mut self.out);
     }
 
     /// Codes `bit` with the adaptive probability `p` and updates `p`.
@@ -418,14 +389,7 @@ impl WideEncoder {
     /// probabilities `probs` (length at least `1 << n_bits`), as [`RangeEncoder::encode_tree`].
     #[inline]
     pub fn encode_tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) {
-        let mut node = 1usize;
-        for k in (0..n_bits).rev() {
-            let bit = (value >> k) & 1 != 0;
-            if let Some(p) = probs.get_mut(node) {
-                self.encode_bit(p, bit);
-            }
-            node = (node << 1) | usize::from(bit);
-        }
+        tree_encode(probs, n_bits, value, |p, bit| self.encode_bit(p, bit));
     }
 
     /// Flushes the coder and returns the bytes (the 8 bytes of `low` end the stream).
@@ -505,15 +469,7 @@ impl<'a> WideDecoder<'a> {
     /// Inverse of [`WideEncoder::encode_tree`].
     #[inline]
     pub fn decode_tree(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
-        let mut node = 1usize;
-        for _ in 0..n_bits {
-            let bit = match probs.get_mut(node) {
-                Some(p) => self.decode_bit(p),
-                None => false,
-            };
-            node = (node << 1) | usize::from(bit);
-        }
-        (node as u32) & ((1u32 << n_bits) - 1)
+        tree_decode(probs, n_bits, |p| self.decode_bit(p))
     }
 
     /// Checks the stream was not over-read (a truncated or corrupt stream).
@@ -525,6 +481,134 @@ impl<'a> WideDecoder<'a> {
             )));
         }
         Ok(())
+    }
+}
+
+/// Adds a carry to the bytes written so far (a run of `0xFF` bytes at the end turns into zeros
+/// and the byte before it is incremented).
+#[cold]
+#[inline(never)]
+fn add_carry(out: &mut [u8]) {
+    for b in out.iter_mut().rev() {
+        *b = b.wrapping_add(1);
+        if *b != 0 {
+            break;
+        }
+    }
+}
+
+/// The low `n_bits` bits of `value`, MSB first, as decisions `encode(p, bit)` down a binary tree
+/// of probabilities `probs` (node 1 is the root).
+#[inline(always)]
+fn tree_encode(probs: &mut [u16], n_bits: u32, value: u32, mut encode: impl FnMut(&mut u16, bool)) {
+    let mut node = 1usize;
+    for k in (0..n_bits).rev() {
+        let bit = (value >> k) & 1 != 0;
+        if let Some(p) = probs.get_mut(node) {
+            encode(p, bit);
+        }
+        node = (node << 1) | usize::from(bit);
+    }
+}
+
+/// Inverse of [`tree_encode`] with the decision `decode(p)`.
+#[inline(always)]
+fn tree_decode(probs: &mut [u16], n_bits: u32, mut decode: impl FnMut(&mut u16) -> bool) -> u32 {
+    let mut node = 1usize;
+    for _ in 0..n_bits {
+        let bit = match probs.get_mut(node) {
+            Some(p) => decode(p),
+            None => false,
+        };
+        node = (node << 1) | usize::from(bit);
+    }
+    (node as u32) & ((1u32 << n_bits) - 1)
+}
+
+/// An adaptive binary encoder ([`RangeEncoder`], [`WideEncoder`]), for modelling code written
+/// once over both.
+pub trait BinaryEncoder {
+    /// Codes `bit` with the adaptive probability `p` and updates `p`.
+    fn encode_bit(&mut self, p: &mut u16, bit: bool);
+    /// Codes the low `n_bits` bits of `value` through a binary tree of probabilities.
+    fn encode_tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32);
+    /// Flushes the coder and returns the bytes.
+    fn finish(self) -> Vec<u8>;
+}
+
+/// The decoder of a [`BinaryEncoder`]'s stream.
+pub trait BinaryDecoder {
+    /// Decodes one bit with the adaptive probability `p` and updates `p`.
+    fn decode_bit(&mut self, p: &mut u16) -> bool;
+    /// Inverse of [`BinaryEncoder::encode_tree`].
+    fn decode_tree(&mut self, probs: &mut [u16], n_bits: u32) -> u32;
+    /// Checks the stream was not over-read.
+    fn finish(self) -> Result<()>;
+}
+
+macro_rules! binary_encoder {
+    ($t:ty) => {
+        impl BinaryEncoder for $t {
+            #[inline(always)]
+            fn encode_bit(&mut self, p: &mut u16, bit: bool) {
+                <$t>::encode_bit(self, p, bit);
+            }
+            #[inline(always)]
+            fn encode_tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) {
+                <$t>::encode_tree(self, probs, n_bits, value);
+            }
+            fn finish(self) -> Vec<u8> {
+                <$t>::finish(self)
+            }
+        }
+    };
+}
+binary_encoder!(RangeEncoder);
+binary_encoder!(WideEncoder);
+
+impl BinaryDecoder for RangeDecoder<'_> {
+    #[inline(always)]
+    fn decode_bit(&mut self, p: &mut u16) -> bool {
+        RangeDecoder::decode_bit(self, p)
+    }
+    #[inline(always)]
+    fn decode_tree(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
+        RangeDecoder::decode_tree(self, probs, n_bits)
+    }
+    fn finish(self) -> Result<()> {
+        RangeDecoder::finish(self)
+    }
+}
+
+/// A [`RangeDecoder`] decoding with [`RangeDecoder::decode_bit_dense`].
+#[derive(Debug)]
+pub struct DenseRangeDecoder<'a>(pub RangeDecoder<'a>);
+
+impl BinaryDecoder for DenseRangeDecoder<'_> {
+    #[inline(always)]
+    fn decode_bit(&mut self, p: &mut u16) -> bool {
+        self.0.decode_bit_dense(p)
+    }
+    #[inline(always)]
+    fn decode_tree(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
+        self.0.decode_tree_dense(probs, n_bits)
+    }
+    fn finish(self) -> Result<()> {
+        self.0.finish()
+    }
+}
+
+impl BinaryDecoder for WideDecoder<'_> {
+    #[inline(always)]
+    fn decode_bit(&mut self, p: &mut u16) -> bool {
+        WideDecoder::decode_bit(self, p)
+    }
+    #[inline(always)]
+    fn decode_tree(&mut self, probs: &mut [u16], n_bits: u32) -> u32 {
+        WideDecoder::decode_tree(self, probs, n_bits)
+    }
+    fn finish(self) -> Result<()> {
+        WideDecoder::finish(self)
     }
 }
 

@@ -3,7 +3,7 @@
 //! A value `v` is coded as its bit length `n` (0 for `v == 0`) around the length a context
 //! expects, then its sign under a sign context, then the first [`MANT_ADAPTIVE_BITS`] bits below
 //! the leading one with adaptive probabilities (none in causal route headers of version 5:
-//! [`code_signed_with`]), then the remaining low bits raw. Both routes code their integer
+//! [`code_signed_as`]), then the remaining low bits raw. Both routes code their integer
 //! streams with exactly this model (their module docs reference it as part of their normative
 //! section layouts), so it lives here once.
 //!
@@ -190,10 +190,11 @@ pub(crate) fn code_signed<IO: BitIo>(
     sctx: usize,
     v: i64,
 ) -> (i64, u8) {
-    code_signed_with::<IO, MANT_ADAPTIVE_BITS>(io, m, ctx, sctx, v)
+    code_signed_as::<IO, MANT_ADAPTIVE_BITS, false>(io, m, ctx, sctx, v)
 }
 
-/// [`code_signed`] with `MANT` (`<= MANT_ADAPTIVE_BITS`) adaptive mantissa bits.
+/// [`code_signed`] with `MANT` (`<= MANT_ADAPTIVE_BITS`) adaptive mantissa bits, and the length
+/// coded by [`code_len_tree`] when `TREE` (else [`code_len`]).
 ///
 /// `MANT = 0` is the causal route's model since its header version 5 (format 1.2). Measured on
 /// the 40 shared fields against 2 bits: the output grew 0.12% (aggregate 6.229 -> 6.221; TS-lens6h
@@ -202,18 +203,6 @@ pub(crate) fn code_signed<IO: BitIo>(
 /// less on V-foam, THETA-levitus and PrecipRate. One adaptive bit was ratio-neutral (6.230)
 /// but only 4-5% faster. Adaptive bits only for short lengths (`n <= 4` or `n <= 8`) did not
 /// help TS-lens: its gain is in long residuals.
-#[inline(always)]
-pub(crate) fn code_signed_with<IO: BitIo, const MANT: u32>(
-    io: &mut IO,
-    m: &mut LenModels,
-    ctx: usize,
-    sctx: usize,
-    v: i64,
-) -> (i64, u8) {
-    code_signed_as::<IO, MANT, false>(io, m, ctx, sctx, v)
-}
-
-/// [`code_signed_with`], with the length coded by [`code_len_tree`] when `TREE`.
 #[inline(always)]
 pub(crate) fn code_signed_as<IO: BitIo, const MANT: u32, const TREE: bool>(
     io: &mut IO,

@@ -79,12 +79,12 @@ use melloc_core::{BlockDims, DType, Float};
 
 use super::{RouteConfig, RouteInfo};
 use crate::entropy::{
-    BitReader, BitWriter, RangeDecoder, RangeEncoder, WideDecoder, WideEncoder, PROB_INIT,
+    BinaryDecoder, BinaryEncoder, BitReader, BitWriter, DenseRangeDecoder, RangeDecoder,
+    RangeEncoder, WideDecoder, WideEncoder, PROB_INIT,
 };
 use crate::error::{corrupt, FormatError, Result};
 use crate::residual::{
-    code_signed, code_signed_as, code_signed_with, length_context, neighbour_bytes, BitIo,
-    LenModels,
+    code_signed, code_signed_as, length_context, neighbour_bytes, BitIo, LenModels,
 };
 use crate::section::{expect_section, Section};
 
@@ -559,16 +559,30 @@ trait Io: BitIo {
     const DECODES: bool;
 }
 
-struct Enc {
-    rc: RangeEncoder,
+/// The encoder over a range coder: [`RangeEncoder`] up to header version 5, [`WideEncoder`]
+/// from version 6.
+struct Enc<E> {
+    rc: E,
     raw: BitWriter,
 }
 
-impl Io for Enc {
+impl<E: BinaryEncoder> Enc<E> {
+    /// Codes with `code` and returns the range-coded and the raw streams.
+    fn streams(rc: E, code: impl FnOnce(&mut Self)) -> (Vec<u8>, Vec<u8>) {
+        let mut io = Self {
+            rc,
+            raw: BitWriter::new(),
+        };
+        code(&mut io);
+        (io.rc.finish(), io.raw.finish())
+    }
+}
+
+impl<E: BinaryEncoder> Io for Enc<E> {
     const DECODES: bool = false;
 }
 
-impl BitIo for Enc {
+impl<E: BinaryEncoder> BitIo for Enc<E> {
     #[inline(always)]
     fn bit(&mut self, p: &mut u16, bit: bool) -> bool {
         self.rc.encode_bit(p, bit);
@@ -586,79 +600,19 @@ impl BitIo for Enc {
     }
 }
 
-/// The decoder; `DENSE` selects the range decoder's branch-free renormalisation
-/// ([`RangeDecoder::decode_bit_dense`]), faster on streams of a few bits per value or more.
-struct Dec<'a, const DENSE: bool> {
-    rc: RangeDecoder<'a>,
+/// The decoder over a range decoder: [`RangeDecoder`] (or [`DenseRangeDecoder`], its
+/// branch-free renormalisation, faster on streams of a few bits per value or more) up to
+/// header version 5, [`WideDecoder`] from version 6.
+struct Dec<'a, D> {
+    rc: D,
     raw: BitReader<'a>,
 }
 
-impl<const DENSE: bool> Io for Dec<'_, DENSE> {
+impl<D: BinaryDecoder> Io for Dec<'_, D> {
     const DECODES: bool = true;
 }
 
-impl<const DENSE: bool> BitIo for Dec<'_, DENSE> {
-    #[inline(always)]
-    fn bit(&mut self, p: &mut u16, _bit: bool) -> bool {
-        if DENSE {
-            self.rc.decode_bit_dense(p)
-        } else {
-            self.rc.decode_bit(p)
-        }
-    }
-    #[inline(always)]
-    fn tree(&mut self, probs: &mut [u16], n_bits: u32, _value: u32) -> u32 {
-        if DENSE {
-            self.rc.decode_tree_dense(probs, n_bits)
-        } else {
-            self.rc.decode_tree(probs, n_bits)
-        }
-    }
-    #[inline(always)]
-    fn raw(&mut self, _value: u64, n_bits: u32) -> u64 {
-        self.raw.read(n_bits)
-    }
-}
-
-/// The encoder of header version 6: the wide range coder ([`WideEncoder`]).
-struct WideEnc {
-    rc: WideEncoder,
-    raw: BitWriter,
-}
-
-impl Io for WideEnc {
-    const DECODES: bool = false;
-}
-
-impl BitIo for WideEnc {
-    #[inline(always)]
-    fn bit(&mut self, p: &mut u16, bit: bool) -> bool {
-        self.rc.encode_bit(p, bit);
-        bit
-    }
-    #[inline(always)]
-    fn tree(&mut self, probs: &mut [u16], n_bits: u32, value: u32) -> u32 {
-        self.rc.encode_tree(probs, n_bits, value);
-        value
-    }
-    #[inline(always)]
-    fn raw(&mut self, value: u64, n_bits: u32) -> u64 {
-        self.raw.write(value, n_bits);
-        value
-    }
-}
-
-/// The decoder of header version 6 ([`WideDecoder`]).
-struct WideDec<'a> {
-    rc: WideDecoder<'a>,
-    raw: BitReader<'a>,
-}
-
-impl Io for WideDec<'_> {
-    const DECODES: bool = true;
-}
-
-impl BitIo for WideDec<'_> {
+impl<D: BinaryDecoder> BitIo for Dec<'_, D> {
     #[inline(always)]
     fn bit(&mut self, p: &mut u16, _bit: bool) -> bool {
         self.rc.decode_bit(p)
@@ -1169,11 +1123,11 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                 }
                 let pi = kind.int_of_prediction::<T>(pred);
                 let r = src.map_or(0, |s| s.ints.get(idx).wrapping_sub(pi));
-                // Version 5: no adaptive mantissa bits (`code_signed_with`).
+                // Version 5: no adaptive mantissa bits; version 6: tree-coded lengths.
                 let (r, b) = if hdr.version >= 6 {
                     code_signed_as::<_, 0, true>(io, &mut m.res, ctx, sctx, r)
                 } else if hdr.version >= 5 {
-                    code_signed_with::<_, 0>(io, &mut m.res, ctx, sctx, r)
+                    code_signed_as::<_, 0, false>(io, &mut m.res, ctx, sctx, r)
                 } else {
                     code_signed(io, &mut m.res, ctx, sctx, r)
                 };
@@ -1652,19 +1606,13 @@ fn encode_integ<T: Float>(
         bad_index: false,
     };
     let (rc, raw) = if version >= 6 {
-        let mut io = WideEnc {
-            rc: WideEncoder::new(),
-            raw: BitWriter::new(),
-        };
-        run::<T, _>(&mut io, &hdr, dims, Some(integ), palette, &mut planes);
-        (io.rc.finish(), io.raw.finish())
+        Enc::streams(WideEncoder::new(), |io| {
+            run::<T, _>(io, &hdr, dims, Some(integ), palette, &mut planes);
+        })
     } else {
-        let mut io = Enc {
-            rc: RangeEncoder::new(),
-            raw: BitWriter::new(),
-        };
-        run::<T, _>(&mut io, &hdr, dims, Some(integ), palette, &mut planes);
-        (io.rc.finish(), io.raw.finish())
+        Enc::streams(RangeEncoder::new(), |io| {
+            run::<T, _>(io, &hdr, dims, Some(integ), palette, &mut planes);
+        })
     };
     vec![
         Section::new(KIND_HEADER, hdr.to_bytes::<T>()),
@@ -2108,21 +2056,12 @@ fn palette_cost<T: Float>(palette: &[u64], version: u8) -> usize {
             ctx = 2 * usize::from(bl & 127);
         }
     }
-    if version >= 6 {
-        let mut io = WideEnc {
-            rc: WideEncoder::new(),
-            raw: BitWriter::new(),
-        };
-        code::<T, _>(&mut io, palette);
-        io.rc.finish().len() + io.raw.finish().len()
+    let (rc, raw) = if version >= 6 {
+        Enc::streams(WideEncoder::new(), |io| code::<T, _>(io, palette))
     } else {
-        let mut io = Enc {
-            rc: RangeEncoder::new(),
-            raw: BitWriter::new(),
-        };
-        code::<T, _>(&mut io, palette);
-        io.rc.finish().len() + io.raw.finish().len()
-    }
+        Enc::streams(RangeEncoder::new(), |io| code::<T, _>(io, palette))
+    };
+    rc.len() + raw.len()
 }
 
 /// Estimated encoded size of a candidate built on the sampled rows (`sub_dims`), scaled to
@@ -2389,14 +2328,15 @@ fn encode_as<T: Float>(
 }
 
 /// Decodes the values of one block with the dense or the branchy range decoder.
-fn run_dec<T: Float, const DENSE: bool>(
-    (rc, raw): (&[u8], &[u8]),
+fn run_dec<T: Float, D: BinaryDecoder>(
+    rc: D,
+    raw: &[u8],
     hdr: &Header,
     dims: BlockDims,
     planes: &mut Planes<T>,
 ) -> Result<()> {
-    let mut io = Dec::<DENSE> {
-        rc: RangeDecoder::new(rc)?,
+    let mut io = Dec {
+        rc,
         raw: BitReader::new(raw),
     };
     run::<T, _>(&mut io, hdr, dims, None, None, planes);
@@ -2426,19 +2366,14 @@ pub fn decode<T: Float>(sections: &[Section], dims: BlockDims) -> Result<Vec<T>>
         bad_index: false,
     };
     if hdr.version >= 6 {
-        let mut io = WideDec {
-            rc: WideDecoder::new(rc)?,
-            raw: BitReader::new(raw),
-        };
-        run::<T, _>(&mut io, &hdr, dims, None, None, &mut planes);
-        io.rc.finish()?;
-        io.raw.finish()?;
+        run_dec(WideDecoder::new(rc)?, raw, &hdr, dims, &mut planes)?;
     } else if rc.len() * 8 >= n * DENSE_BITS_PER_VALUE {
         // Dense streams (a renormalisation every few values, at unpredictable times) decode
         // faster without the renormalisation branch; skewed ones (mostly zeros) with it.
-        run_dec::<T, true>((rc, raw), &hdr, dims, &mut planes)?;
+        let rc = DenseRangeDecoder(RangeDecoder::new(rc)?);
+        run_dec(rc, raw, &hdr, dims, &mut planes)?;
     } else {
-        run_dec::<T, false>((rc, raw), &hdr, dims, &mut planes)?;
+        run_dec(RangeDecoder::new(rc)?, raw, &hdr, dims, &mut planes)?;
     }
     if planes.bad_index {
         return Err(corrupt!("causal: palette index out of range"));
