@@ -1569,6 +1569,9 @@ fn encode_integ<T: Float>(
         None => Domain::Int(integ.kind),
     };
     let (stencil, lag, w_in, w_full, lo, hi) = fit::<T>(integ, &domain, dims, plan);
+    // `run` builds its own domain from the header; a palette's (its values and index, 12+
+    // bytes an entry) is freed before that one is built.
+    drop(domain);
     let has_exceptions = integ.is_exception.iter().any(|&e| e);
     let has_fixes = palette.is_none() && integ.fixes.any_nonzero();
     let mut dict: Vec<u64> = Vec::new();
@@ -1623,7 +1626,7 @@ fn encode_integ<T: Float>(
 
 /// The sorted distinct ordered bits of the valid values of a block, or none at all when there
 /// are more than `values.len() / 2 + 1`: then neither they nor they without +0.0 make a palette
-/// ([`palette_of`]), and they are not widened to a `u64` list.
+/// ([`palette_fits`]), and they are not widened to a `u64` list.
 ///
 /// `f32` ordered bits are sorted as `u32` keys: the sort holds keys and scratch, 16 bytes per
 /// value as `u64`, 14.4 of the 22.5 MB heap peak of compressing TREFHT (3.6 MB); 8 as `u32`.
@@ -1666,14 +1669,10 @@ fn distinct_ords<T: Float>(values: &[T], is_exception: &[bool]) -> Vec<u64> {
 
 /// The palette of a block of `n` values from its distinct values ([`distinct_ords`]), or
 /// `None` when there are too many for a palette to pay off.
-fn palette_of(mut ords: Vec<u64>, n: usize) -> Option<Vec<u64>> {
+fn palette_fits(n_entries: usize, n: usize) -> bool {
     // Each entry costs roughly a few bits to a few bytes; beyond n/8 entries the palette
     // rarely beats ordered bits or a grid (measured: echam5 231819 distinct of 313344 loses).
-    if ords.is_empty() || ords.len() > n / 2 {
-        return None;
-    }
-    ords.shrink_to_fit();
-    Some(ords)
+    n_entries > 0 && n_entries <= n / 2
 }
 
 /// Exact lookup of a key in sorted distinct `u64` keys (a palette's ordered bits), by bucket:
@@ -1742,14 +1741,23 @@ impl<'a> OrdIndex<'a> {
     }
 }
 
-/// The palette candidate of a block: each value's index into `ords` ([`palette_of`]).
-fn palette_candidate<T: Float>(values: &[T], mask: &[bool], ords: &[u64]) -> Candidate {
+/// The palette candidate of a block: each value's index into its palette, the keys `ords`
+/// ([`distinct_ords`]) without the `skip`-th one.
+fn palette_candidate<T: Float>(
+    values: &[T],
+    mask: &[bool],
+    ords: &[u64],
+    skip: Option<usize>,
+) -> Candidate {
     let lookup = OrdIndex::new(ords);
     let index = |(v, &e): (&T, &bool)| {
         if e {
             0
         } else {
-            lookup.find(v.to_ordered()).unwrap_or(0)
+            // Keys after the skipped one move down by one. (A value whose key is the skipped
+            // one is masked.)
+            let i = lookup.find(v.to_ordered()).unwrap_or(0);
+            i - usize::from(skip.is_some_and(|z| i > z))
         }
     };
     // Indices are below `ords.len()`: 32 bits unless the palette is huge.
@@ -1768,7 +1776,9 @@ fn palette_candidate<T: Float>(values: &[T], mask: &[bool], ords: &[u64]) -> Can
         },
         palette: Some(
             ords.iter()
-                .map(|&o| T::from_ordered(o).to_bits_u64())
+                .enumerate()
+                .filter(|&(i, _)| Some(i) != skip)
+                .map(|(_, &o)| T::from_ordered(o).to_bits_u64())
                 .collect(),
         ),
         slice_grids: Vec::new(),
@@ -2003,10 +2013,25 @@ impl RowSample {
                 .filter(|r| self.keeps(r % dims.n_rows))
                 .map(|r| r * dims.n_cols..(r + 1) * dims.n_cols)
         };
-        let pick =
-            |x: &[bool]| -> Vec<bool> { rows().flat_map(|r| x[r].iter().copied()).collect() };
-        let sub: Vec<T> = rows().flat_map(|r| values[r].iter().copied()).collect();
-        (sub, pick(base_mask), zero_mask.map(pick), sub_dims)
+        // Allocated at their final size (a `flat_map` collects by doubling).
+        fn pick<X: Copy>(
+            x: &[X],
+            len: usize,
+            rows: impl Iterator<Item = std::ops::Range<usize>>,
+        ) -> Vec<X> {
+            let mut out = Vec::with_capacity(len);
+            for r in rows {
+                out.extend_from_slice(&x[r]);
+            }
+            out
+        }
+        let len = sub_dims.len();
+        (
+            pick(values, len, rows()),
+            pick(base_mask, len, rows()),
+            zero_mask.map(|z| pick(z, len, rows())),
+            sub_dims,
+        )
     }
 }
 
@@ -2098,7 +2123,9 @@ enum Recipe {
     /// One grid per slice.
     SliceGrids(Vec<Integerisation>),
     /// A palette of these ordered bits, with exact zeros as exceptions when `zeros`.
-    Palette { zeros: bool, ords: Vec<u64> },
+    /// The palette of each, the block's distinct ordered bits (`Recipe::build`'s `ords`,
+    /// shared by both palette recipes), without the `skip`-th key (+0.0 when `zeros`).
+    Palette { zeros: bool, skip: Option<usize> },
 }
 
 impl Recipe {
@@ -2108,6 +2135,7 @@ impl Recipe {
         values: &[T],
         base_mask: &[bool],
         zero_mask: Option<&[bool]>,
+        ords: Option<&[u64]>,
         dims: BlockDims,
         base_grid: Option<Option<Integerisation>>,
     ) -> Option<Candidate> {
@@ -2128,7 +2156,9 @@ impl Recipe {
                 slice_grids: Vec::new(),
             },
             Recipe::SliceGrids(grids) => slice_grid_candidate(values, base_mask, dims, grids)?,
-            Recipe::Palette { zeros, ords } => palette_candidate(values, mask(*zeros)?, ords),
+            Recipe::Palette { zeros, skip } => {
+                palette_candidate(values, mask(*zeros)?, ords?, *skip)
+            }
         };
         Some(c)
     }
@@ -2195,26 +2225,41 @@ fn encode_as<T: Float>(
     if zero_mask.is_some() {
         recipes.push(Recipe::Core { zeros: true });
     }
+    let mut palette_ords: Vec<u64> = Vec::new();
     if cfg.effort >= 2 {
         // One sort: the zero-masked palette is the other one without +0.0 (the zero mask adds
         // exactly the values whose bits are 0). Sorting twice was 13% of encoding PrecipRate.
+        // Both palettes share one list of keys (they were two copies of 8 bytes an entry:
+        // THETA-levitus has 198K).
         let ords = distinct_ords(values, &base_mask);
-        let zero_ords = zero_mask.as_ref().map(|_| {
-            let zero = T::from_bits_u64(0).to_ordered();
-            let mut z = ords.clone();
-            if let Ok(p) = z.binary_search(&zero) {
-                z.remove(p);
-            }
-            z
-        });
-        if let Some(ords) = palette_of(ords, values.len()) {
-            recipes.push(Recipe::Palette { zeros: false, ords });
+        let zero = T::from_bits_u64(0).to_ordered();
+        let skip = zero_mask
+            .as_ref()
+            .map(|_| ords.binary_search(&zero).ok());
+        let n_zero_keys = usize::from(matches!(skip, Some(Some(_))));
+        if palette_fits(ords.len(), values.len()) {
+            recipes.push(Recipe::Palette { zeros: false, skip: None });
         }
-        if let Some(ords) = zero_ords.and_then(|z| palette_of(z, values.len())) {
-            recipes.push(Recipe::Palette { zeros: true, ords });
+        if let Some(skip) = skip {
+            if palette_fits(ords.len() - n_zero_keys, values.len()) {
+                recipes.push(Recipe::Palette { zeros: true, skip });
+            }
+        }
+        if recipes.iter().any(|r| matches!(r, Recipe::Palette { .. })) {
+            palette_ords = ords;
+            palette_ords.shrink_to_fit();
         }
     }
-    let build = |r: &Recipe| r.build(values, &base_mask, zero_mask.as_deref(), dims, base_grid);
+    let build = |r: &Recipe| {
+        r.build(
+            values,
+            &base_mask,
+            zero_mask.as_deref(),
+            Some(&palette_ords),
+            dims,
+            base_grid,
+        )
+    };
     let plan = FitPlan {
         lag: choose_lag(values, &base_mask, dims),
         samples: FIT_SAMPLES,
@@ -2251,7 +2296,14 @@ fn encode_as<T: Float>(
                     }
                 }
                 let e = r
-                    .build(&sub, &sub_base, sub_zero.as_deref(), sub_dims, None)
+                    .build(
+                        &sub,
+                        &sub_base,
+                        sub_zero.as_deref(),
+                        Some(&palette_ords),
+                        sub_dims,
+                        None,
+                    )
                     .map_or(f64::INFINITY, |c| {
                         estimate::<T>(&c, sub_dims, dims.len(), sub_plan, version)
                     });
