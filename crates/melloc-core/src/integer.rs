@@ -272,7 +272,8 @@ pub enum IntPlane {
 }
 
 /// [`Integerized`] with the integers in an [`IntPlane`] and the ulp fixes (`|fix| <= 4`) in 32
-/// bits, empty when every fix is zero.
+/// bits, empty when every fix is zero. The exception mask stays with the caller (a copy of it
+/// was a quarter of the input's size for `f32` data).
 #[derive(Clone, Debug)]
 pub struct IntegerizedPlanes {
     /// How the integers relate to the values.
@@ -281,8 +282,6 @@ pub struct IntegerizedPlanes {
     pub ints: IntPlane,
     /// Per-value ulp fix for grids; empty when every fix is zero.
     pub fixes: Vec<i32>,
-    /// `true` where the value is an exception.
-    pub is_exception: Vec<bool>,
     /// Bit patterns of the exceptions, in position order.
     pub exception_bits: Vec<u64>,
 }
@@ -291,8 +290,8 @@ pub struct IntegerizedPlanes {
 /// planes where they fit: grid indices are tried as `i32` first (redone as `i64` only when one
 /// does not fit), and `f32` ordered bits always fit. Saves the 8-byte-per-value `i64` plane and
 /// the pass that narrowed it.
-pub fn integerize_planes<T: Float>(values: &[T], is_exception: Vec<bool>) -> IntegerizedPlanes {
-    let grid = detect_grid(values, &is_exception);
+pub fn integerize_planes<T: Float>(values: &[T], is_exception: &[bool]) -> IntegerizedPlanes {
+    let grid = detect_grid(values, is_exception);
     integerize_planes_on(values, is_exception, grid)
 }
 
@@ -300,10 +299,10 @@ pub fn integerize_planes<T: Float>(values: &[T], is_exception: Vec<bool>) -> Int
 /// mask (for callers that already have it).
 pub fn integerize_planes_on<T: Float>(
     values: &[T],
-    is_exception: Vec<bool>,
+    is_exception: &[bool],
     grid: Option<Integerisation>,
 ) -> IntegerizedPlanes {
-    let exception_bits = gather_exceptions(values, &is_exception);
+    let exception_bits = gather_exceptions(values, is_exception);
     if let Some(kind) = grid {
         let n = values.len().min(is_exception.len());
         let (v, e) = (&values[..n], &is_exception[..n]);
@@ -329,7 +328,7 @@ pub fn integerize_planes_on<T: Float>(
             }
             Err(GridMiss::Off) => None,
             Err(GridMiss::TooWide) => {
-                grid_ints_sparse(values, &is_exception, kind).map(|(ints, fixes)| {
+                grid_ints_sparse(values, is_exception, kind).map(|(ints, fixes)| {
                     // Fixes are within +-4.
                     let fixes = fixes.iter().map(|&f| f as i32).collect();
                     (IntPlane::Wide(ints), fixes)
@@ -341,7 +340,6 @@ pub fn integerize_planes_on<T: Float>(
                 kind,
                 ints,
                 fixes,
-                is_exception,
                 exception_bits,
             };
         }
@@ -352,18 +350,17 @@ pub fn integerize_planes_on<T: Float>(
         IntPlane::Narrow(
             values
                 .iter()
-                .zip(&is_exception)
+                .zip(is_exception)
                 .map(|x| ord(x) as i32)
                 .collect(),
         )
     } else {
-        IntPlane::Wide(values.iter().zip(&is_exception).map(ord).collect())
+        IntPlane::Wide(values.iter().zip(is_exception).map(ord).collect())
     };
     IntegerizedPlanes {
         kind: Integerisation::Ordered,
         ints,
         fixes: Vec::new(),
-        is_exception,
         exception_bits,
     }
 }
@@ -1727,7 +1724,7 @@ mod tests {
     /// `integerize_planes` gives `integerize_with_mask`'s kind, integers and fixes.
     fn assert_planes_match<T: Float>(values: &[T], mask: &[bool]) {
         let wide = integerize_with_mask(values, mask.to_vec());
-        let planes = integerize_planes(values, mask.to_vec());
+        let planes = integerize_planes(values, mask);
         assert_eq!(planes.kind, wide.kind);
         let ints: Vec<i64> = match planes.ints {
             IntPlane::Narrow(v) => v.into_iter().map(i64::from).collect(),
@@ -1736,7 +1733,6 @@ mod tests {
         assert_eq!(ints, wide.ints);
         let fixes: Vec<i64> = planes.fixes.into_iter().map(i64::from).collect();
         assert_eq!(fixes, wide.fixes);
-        assert_eq!(planes.is_exception, wide.is_exception);
         assert_eq!(planes.exception_bits, wide.exception_bits);
     }
 
@@ -1762,7 +1758,7 @@ mod tests {
                 _ => f64::from(i % 100),
             })
             .collect();
-        let planes = integerize_planes(&far, vec![false; far.len()]);
+        let planes = integerize_planes(&far, &vec![false; far.len()]);
         assert!(
             matches!(planes.ints, IntPlane::Wide(_)),
             "{:?}",

@@ -66,6 +66,8 @@
 //! as f32; with flag 2: dictionary length u8 and that many bit patterns of the value width.
 //! Nothing may follow.
 
+use std::borrow::Cow;
+
 use melloc_core::integer::{
     detect_exceptions, detect_grid, detect_slice_grids, grid_ints, integerize_planes,
     integerize_planes_on, radix_sort, GridOp, IntPlane, Integerisation, Integerized,
@@ -1779,12 +1781,12 @@ impl<'a> OrdIndex<'a> {
 
 /// The palette candidate of a block: each value's index into its palette, the keys `ords`
 /// ([`distinct_ords`]) without the `skip`-th one.
-fn palette_candidate<T: Float>(
+fn palette_candidate<'a, T: Float>(
     values: &[T],
-    mask: &[bool],
+    mask: &'a [bool],
     ords: &[u64],
     skip: Option<usize>,
-) -> Candidate {
+) -> Candidate<'a> {
     let lookup = OrdIndex::new(ords);
     let index = |(v, &e): (&T, &bool)| {
         if e {
@@ -1807,7 +1809,7 @@ fn palette_candidate<T: Float>(
             kind: Integerisation::Ordered,
             ints,
             fixes: Ints::Narrow(Vec::new()),
-            is_exception: mask.to_vec(),
+            is_exception: Cow::Borrowed(mask),
             exception_bits: exception_bits(values, mask),
         },
         palette: Some({
@@ -1874,15 +1876,16 @@ impl Ints {
 
 /// What the encoder codes: an [`Integerized`] block in narrow planes; `fixes` is empty when
 /// every fix is 0.
-struct Source {
+struct Source<'a> {
     kind: Integerisation,
     ints: Ints,
     fixes: Ints,
-    is_exception: Vec<bool>,
+    /// Borrowed from the encoder's masks where it can be (a quarter of an `f32` block's size).
+    is_exception: Cow<'a, [bool]>,
     exception_bits: Vec<u64>,
 }
 
-impl Source {
+impl<'a> Source<'a> {
     fn new(x: Integerized) -> Self {
         let Integerized {
             kind,
@@ -1901,7 +1904,7 @@ impl Source {
             kind,
             ints: Ints::new(ints),
             fixes,
-            is_exception,
+            is_exception: Cow::Owned(is_exception),
             exception_bits,
         }
     }
@@ -1912,12 +1915,12 @@ impl Source {
     /// unchanged (its faults are the per-chunk peak, not this plane); outputs byte-identical.
     ///
     /// [`integerize_with_mask`]: melloc_core::integer::integerize_with_mask
-    fn from_planes(x: IntegerizedPlanes) -> Self {
+    /// `is_exception` is the mask the planes were made with.
+    fn from_planes(x: IntegerizedPlanes, is_exception: &'a [bool]) -> Self {
         let IntegerizedPlanes {
             kind,
             ints,
             fixes,
-            is_exception,
             exception_bits,
         } = x;
         Self {
@@ -1928,7 +1931,7 @@ impl Source {
             },
             // Empty when every fix is zero, as in `new`.
             fixes: Ints::Narrow(fixes),
-            is_exception,
+            is_exception: Cow::Borrowed(is_exception),
             exception_bits,
         }
     }
@@ -1997,8 +2000,8 @@ fn count_repeat_groups(src: &Source, dims: BlockDims) -> (usize, usize) {
 }
 
 /// One way to integerise a block (the encoder tries a few).
-struct Candidate {
-    integ: Source,
+struct Candidate<'a> {
+    integ: Source<'a>,
     palette: Option<Vec<u64>>,
     slice_grids: Vec<Integerisation>,
 }
@@ -2081,7 +2084,7 @@ fn slice_grid_candidate<T: Float>(
     mask: &[bool],
     dims: BlockDims,
     grids: &[Integerisation],
-) -> Option<Candidate> {
+) -> Option<Candidate<'static>> {
     let slice = dims.slice_len();
     let mut ints = Vec::with_capacity(values.len());
     let mut fixes = Vec::with_capacity(values.len());
@@ -2170,28 +2173,30 @@ enum Recipe {
 
 impl Recipe {
     /// `base_grid`, when given, is [`detect_grid`] of `values` under `base_mask`.
-    fn build<T: Float>(
+    fn build<'a, T: Float>(
         &self,
         values: &[T],
-        base_mask: &[bool],
-        zero_mask: Option<&[bool]>,
+        base_mask: &'a [bool],
+        zero_mask: Option<&'a [bool]>,
         ords: Option<&[u64]>,
         dims: BlockDims,
         base_grid: Option<Option<Integerisation>>,
-    ) -> Option<Candidate> {
+    ) -> Option<Candidate<'a>> {
         let mask = |zeros: bool| if zeros { zero_mask } else { Some(base_mask) };
         let c = match self {
             Recipe::Core { zeros: false } if base_grid.is_some() => Candidate {
-                integ: Source::from_planes(integerize_planes_on(
-                    values,
-                    base_mask.to_vec(),
-                    base_grid.flatten(),
-                )),
+                integ: Source::from_planes(
+                    integerize_planes_on(values, base_mask, base_grid.flatten()),
+                    base_mask,
+                ),
                 palette: None,
                 slice_grids: Vec::new(),
             },
             Recipe::Core { zeros } => Candidate {
-                integ: Source::from_planes(integerize_planes(values, mask(*zeros)?.to_vec())),
+                integ: {
+                    let mask = mask(*zeros)?;
+                    Source::from_planes(integerize_planes(values, mask), mask)
+                },
                 palette: None,
                 slice_grids: Vec::new(),
             },
