@@ -2583,6 +2583,61 @@ mod tests {
                 prop_assert_eq!(index.find(k), keys.binary_search(&k).ok(), "k = {}", k);
             }
         }
+
+        /// The two-part distinct sort gives the sorted distinct valid keys of the whole block,
+        /// or nothing exactly when they are more than `n / 2 + 1`, wherever the two parts
+        /// split and however the values repeat (runs, keys in both parts, exceptions).
+        #[test]
+        fn distinct_ords_matches_sort_and_dedup(
+            picks in prop::collection::vec((0usize..40, any::<bool>(), 0u8..4), 0..400),
+            wide in any::<bool>(),
+        ) {
+            let palette: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.25 - 3.0).collect();
+            let values: Vec<f64> = picks
+                .iter()
+                .map(|&(i, _, rep)| if rep == 0 { palette[i] * 1e3 } else { palette[i] })
+                .collect();
+            let mask: Vec<bool> = picks.iter().map(|&(_, e, _)| e).collect();
+            let check = |got: Vec<u64>, mut want: Vec<u64>| {
+                want.sort_unstable();
+                want.dedup();
+                if want.len() > values.len() / 2 + 1 {
+                    want.clear();
+                }
+                prop_assert_eq!(got, want);
+                Ok(())
+            };
+            let valid = || values.iter().zip(&mask).filter(|(_, &e)| !e).map(|(v, _)| *v);
+            if wide {
+                check(distinct_ords(&values, &mask), valid().map(|v| v.to_ordered()).collect())?;
+            } else {
+                let narrow: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+                let want = valid().map(|v| (v as f32).to_ordered()).collect();
+                check(distinct_ords(&narrow, &mask), want)?;
+            }
+        }
+
+        /// A palette candidate without the `skip`-th key is the candidate of the key list
+        /// without it: the same indices, palette and exceptions.
+        #[test]
+        fn palette_candidate_skips_a_key(
+            picks in prop::collection::vec(0usize..12, 1..200),
+            skip in 0usize..12,
+        ) {
+            let keys: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+            let values: Vec<f32> = picks.iter().map(|&i| keys[i]).collect();
+            // The skipped key's values are masked, as +0.0 is under the zero mask.
+            let mask: Vec<bool> = picks.iter().map(|&i| i == skip).collect();
+            let ords: Vec<u64> = keys.iter().map(|v| v.to_ordered()).collect();
+            let mut without = ords.clone();
+            without.remove(skip);
+            let a = palette_candidate(&values, &mask, &ords, Some(skip));
+            let b = palette_candidate(&values, &mask, &without, None);
+            let ints = |c: &Candidate<'_>| (0..c.integ.len()).map(|i| c.integ.ints.get(i)).collect::<Vec<_>>();
+            prop_assert_eq!(ints(&a), ints(&b));
+            prop_assert_eq!(&a.palette, &b.palette);
+            prop_assert_eq!(&a.integ.exception_bits, &b.integ.exception_bits);
+        }
     }
 
     fn roundtrip<T: Float>(values: &[T], dims: BlockDims) -> usize {
