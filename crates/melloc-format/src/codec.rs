@@ -592,8 +592,6 @@ fn compress_typed<'a, T: Float, S: Source<'a, T>, W: Write + Seek + Send + ?Size
     // The header and table are written last, over these zeros.
     let start = out.stream_position().map_err(FormatError::Output)?;
     let head_len = header_len(shape, n_chunks);
-    // (`io::copy` from `io::repeat` wrote the same zeros with ~0.5 MB more of the binary's code
-    // resident: new code pulls in new pages.)
     let zeros = usize::try_from(head_len)
         .map(|k| vec![0u8; k])
         .map_err(|_| FormatError::InvalidArgument("too many chunks".into()))?;
