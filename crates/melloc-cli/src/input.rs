@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use melloc_format::{DType, Float, Shape};
+use melloc_format::{DType, Shape};
 
 /// The first bytes of every `.npy` file.
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
@@ -57,33 +57,15 @@ pub enum Layout {
     Npy,
 }
 
-/// The values of an input field.
-#[derive(Debug)]
-pub enum Values {
-    /// `f32` values.
-    F32(Vec<f32>),
-    /// `f64` values.
-    F64(Vec<f64>),
-}
-
-impl Values {
-    /// Size of the values in bytes.
-    pub fn n_bytes(&self) -> usize {
-        match self {
-            Values::F32(v) => v.len() * 4,
-            Values::F64(v) => v.len() * 8,
-        }
-    }
-}
-
-/// An input field: its values (read straight from the file, never held as bytes too), dtype
-/// and shape.
-#[derive(Debug)]
+/// An input field, opened: a reader at its first value, its dtype and shape. The values are
+/// read by the encoder one chunk at a time, never whole (`melloc_format::compress_stream`),
+/// which also checks that the reader holds exactly [`Field::n_bytes`] bytes when its size was
+/// not known in advance (stdin).
 pub struct Field {
-    /// The values.
-    pub values: Values,
-    /// Size of the input file (a `.npy` header included).
-    pub file_len: u64,
+    /// The little-endian bytes of the values, C order.
+    pub reader: Box<dyn Read + Send>,
+    /// Bytes before the values (a `.npy` header).
+    pub header_len: u64,
     /// Element type.
     pub dtype: DType,
     /// Shape, slowest first.
@@ -92,64 +74,25 @@ pub struct Field {
     pub layout: Layout,
 }
 
-/// Bytes read at a time while converting an input to values.
-const READ_BLOCK: usize = 64 << 10;
-
-/// Reads `reader` to its end as little-endian `T` values; returns them and the number of bytes
-/// read (a trailing partial value is counted but not kept). `expected` values, when known from
-/// the file size, are reserved up front. Reading the whole file as bytes and converting them
-/// held the input twice: compressing RATE-opera (33 MB in 6 chunks) peaked at 70 MB RSS.
-fn read_values<T: Float>(reader: &mut dyn Read, expected: Option<usize>) -> Result<(Vec<T>, u64)> {
-    let mut values: Vec<T> = Vec::new();
-    if let Some(n) = expected {
-        values.reserve_exact(n);
+impl Field {
+    /// Size of the values in bytes (checked not to overflow when the field was opened).
+    pub fn n_bytes(&self) -> u64 {
+        expected_len(self.shape.dims(), self.dtype).unwrap_or(u64::MAX)
     }
-    let mut buf = vec![0u8; READ_BLOCK];
-    // `buf[..filled]` holds bytes not yet converted (fewer than one value between reads).
-    let mut filled = 0usize;
-    let mut total = 0u64;
-    loop {
-        let got = match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(k) => k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        total += got as u64;
-        filled += got;
-        let whole = filled - filled % T::N_BYTES;
-        T::extend_from_le_bytes(&buf[..whole], &mut values);
-        buf.copy_within(whole..filled, 0);
-        filled -= whole;
-    }
-    Ok((values, total))
-}
 
-/// [`read_values`] of `dtype`.
-fn read_typed(
-    reader: &mut dyn Read,
-    dtype: DType,
-    expected: Option<usize>,
-) -> Result<(Values, u64)> {
-    Ok(match dtype {
-        DType::F32 => {
-            let (v, n) = read_values::<f32>(reader, expected)?;
-            (Values::F32(v), n)
-        }
-        DType::F64 => {
-            let (v, n) = read_values::<f64>(reader, expected)?;
-            (Values::F64(v), n)
-        }
-    })
+    /// Size of the input file, a `.npy` header included.
+    pub fn file_len(&self) -> u64 {
+        self.header_len.saturating_add(self.n_bytes())
+    }
 }
 
 /// Opens `path` (stdin for `-`): the reader and the file size when it is a regular file.
-fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
+fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
     if is_dash(path) {
         if std::io::stdin().is_terminal() {
             bail!("refusing to read data from a terminal; pipe the input or give a FILE");
         }
-        return Ok((Box::new(std::io::stdin().lock()), None));
+        return Ok((Box::new(std::io::stdin()), None));
     }
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let len = file
@@ -160,9 +103,10 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
     Ok((Box::new(file), len))
 }
 
-/// Reads the field in `path` (stdin for `-`): `.npy` when it starts with the npy magic, else raw
-/// values whose dtype and shape come from the flags or the file name.
-pub fn read_field(path: &Path, dtype: Option<DType>, shape: Option<Shape>) -> Result<Field> {
+/// Opens the field in `path` (stdin for `-`): `.npy` when it starts with the npy magic, else raw
+/// values whose dtype and shape come from the flags or the file name. The size of a regular
+/// file is checked against the shape here, before any value is read.
+pub fn open_field(path: &Path, dtype: Option<DType>, shape: Option<Shape>) -> Result<Field> {
     let (reader, len) = open_input(path)?;
     parse_field(path, reader, len, dtype, shape)
 }
@@ -181,10 +125,10 @@ fn read_prefix(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// [`read_field`] on an open reader; `len` is its size when known in advance (a regular file).
+/// [`open_field`] on an open reader; `len` is its size when known in advance (a regular file).
 pub fn parse_field(
     path: &Path,
-    mut reader: Box<dyn Read>,
+    mut reader: Box<dyn Read + Send>,
     len: Option<u64>,
     dtype: Option<DType>,
     shape: Option<Shape>,
@@ -193,9 +137,10 @@ pub fn parse_field(
     let mut magic = [0u8; NPY_MAGIC.len()];
     let n_magic =
         read_prefix(&mut reader, &mut magic).with_context(|| format!("reading {name}"))?;
-    let mut reader = std::io::Cursor::new(magic[..n_magic].to_vec()).chain(reader);
+    let reader: Box<dyn Read + Send> =
+        Box::new(std::io::Cursor::new(magic[..n_magic].to_vec()).chain(reader));
     if magic[..n_magic] == *NPY_MAGIC {
-        return parse_npy(&name, &mut reader, len, dtype, shape);
+        return parse_npy(&name, reader, len, dtype, shape);
     }
     let file_name = if is_dash(path) {
         None
@@ -220,19 +165,11 @@ pub fn parse_field(
         })?,
     };
     // Without a size known in advance (stdin), the shape comes from the flags (there is no file
-    // name) and the values are read before the length is checked.
-    let (values, len) = match len {
-        Some(len) => (None, len),
-        None if shape.is_some() => {
-            let (v, n) =
-                read_typed(&mut reader, dtype, None).with_context(|| format!("reading {name}"))?;
-            (Some(v), n)
-        }
-        None => (None, 0),
-    };
+    // name) and the encoder checks the length as it reads.
     let shape = match shape {
         Some(s) => s,
         None => {
+            let len = len.unwrap_or(0);
             let candidates = file_name.map(shape_candidates).unwrap_or_default();
             pick_shape(&candidates, dtype, len).ok_or_else(|| match candidates.first() {
                 None => anyhow!(
@@ -249,26 +186,26 @@ pub fn parse_field(
             })?
         }
     };
-    check_len(&shape, dtype, len, "the file").with_context(|| format!("reading {name}"))?;
-    let values = match values {
-        Some(v) => v,
-        // A file of the size checked above, which bounds the reservation.
-        None => {
-            let n = usize::try_from(shape.n_elements()).ok();
-            let (v, n_read) =
-                read_typed(&mut reader, dtype, n).with_context(|| format!("reading {name}"))?;
-            check_len(&shape, dtype, n_read, "the file")
-                .with_context(|| format!("reading {name}"))?;
-            v
-        }
-    };
+    match len {
+        Some(len) => check_len(&shape, dtype, len, "the file"),
+        None => check_fits(&shape, dtype),
+    }
+    .with_context(|| format!("reading {name}"))?;
     Ok(Field {
-        values,
-        file_len: len,
+        reader,
+        header_len: 0,
         dtype,
         shape,
         layout,
     })
+}
+
+/// Checks that `shape` values of `dtype` take fewer than 2^64 bytes.
+fn check_fits(shape: &Shape, dtype: DType) -> Result<()> {
+    if expected_len(shape.dims(), dtype).is_none() {
+        bail!("shape {shape} of {dtype} is larger than 2^64 bytes");
+    }
+    Ok(())
 }
 
 /// Checks that `len` bytes (of `what`) hold exactly `shape` values of `dtype`.
@@ -346,13 +283,13 @@ fn pick_shape(candidates: &[Vec<u64>], dtype: DType, len: u64) -> Option<Shape> 
 /// Parses a `.npy` file: little-endian f4/f8, C order.
 fn parse_npy(
     name: &str,
-    reader: &mut dyn Read,
+    mut reader: Box<dyn Read + Send>,
     len: Option<u64>,
     dtype_flag: Option<DType>,
     shape_flag: Option<Shape>,
 ) -> Result<Field> {
     let mut counted = CountingReader {
-        inner: reader,
+        inner: &mut *reader,
         n: 0,
     };
     let header = npyz::NpyHeader::from_reader(&mut counted)
@@ -395,27 +332,20 @@ fn parse_npy(
             bail!("reading {name}: --shape {s} contradicts the .npy header ({shape})");
         }
     }
-    // A known file size is checked before anything is allocated from the header's shape.
-    let expected = match len {
-        Some(len) => {
-            check_len(
-                &shape,
-                dtype,
-                len.saturating_sub(offset),
-                "the .npy data section",
-            )
-            .with_context(|| format!("reading {name}"))?;
-            usize::try_from(shape.n_elements()).ok()
-        }
-        None => None,
-    };
-    let (values, n_read) =
-        read_typed(reader, dtype, expected).with_context(|| format!("reading {name}"))?;
-    check_len(&shape, dtype, n_read, "the .npy data section")
-        .with_context(|| format!("reading {name}"))?;
+    // A known file size is checked before anything is read past the header.
+    match len {
+        Some(len) => check_len(
+            &shape,
+            dtype,
+            len.saturating_sub(offset),
+            "the .npy data section",
+        ),
+        None => check_fits(&shape, dtype),
+    }
+    .with_context(|| format!("reading {name}"))?;
     Ok(Field {
-        values,
-        file_len: offset + n_read,
+        reader,
+        header_len: offset,
         dtype,
         shape,
         layout: Layout::Npy,
@@ -514,10 +444,16 @@ mod tests {
         assert_eq!(bytes.len() % 64, 0);
         bytes.extend_from_slice(&[0u8; 24]);
         let f = parse_bytes(Path::new("a.bin"), bytes);
-        let f = f.map(|f| (f.dtype, f.shape.to_string(), f.values.n_bytes(), f.layout));
+        // The reader is left at the first value.
+        let f = f.map(|mut f| {
+            let mut rest = Vec::new();
+            f.reader.read_to_end(&mut rest).unwrap();
+            let data_len = f.file_len() - f.header_len;
+            (f.dtype, f.shape.to_string(), data_len, rest.len(), f.layout)
+        });
         assert_eq!(
             f.ok(),
-            Some((DType::F32, "2x3".to_string(), 24, Layout::Npy))
+            Some((DType::F32, "2x3".to_string(), 24, 24, Layout::Npy))
         );
     }
 }

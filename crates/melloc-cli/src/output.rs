@@ -2,7 +2,8 @@
 //! place once complete, so that an error never leaves a half-written file behind.
 
 use std::fmt;
-use std::io::{IsTerminal, Write};
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -88,6 +89,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// A writer that can also seek (the compressor writes the header last, over its place).
+pub trait WriteSeek: Write + Seek + Send {}
+
+impl<W: Write + Seek + Send + ?Sized> WriteSeek for W {}
+
 /// Writes the concatenation of `parts` to `dest` ([`write_output_with`]).
 pub fn write_output(
     dest: &Dest,
@@ -96,74 +102,111 @@ pub fn write_output(
     mode_of: Option<&Path>,
 ) -> Result<()> {
     write_output_with(dest, force, mode_of, |w| {
-        parts.iter().try_for_each(|p| w.write_all(p))
+        parts
+            .iter()
+            .try_for_each(|p| w.write_all(p))
+            .with_context(|| format!("writing {dest}"))
     })
 }
 
-/// Writes what `write` writes to `dest`. A file is written to a temporary file in its
-/// directory, given the permissions of `mode_of` (the input) when known, and renamed into
-/// place; without `force` an existing file is never replaced.
-pub fn write_output_with(
+/// Writes what `write` writes to `dest`, straight to standard output or through a temporary
+/// file ([`via_temp_file`]). Errors of `write` are returned as they are: it gives them their
+/// context.
+pub fn write_output_with<R>(
     dest: &Dest,
     force: bool,
     mode_of: Option<&Path>,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
+    write: impl FnOnce(&mut (dyn Write + Send)) -> Result<R>,
+) -> Result<R> {
     match dest {
         Dest::Stdout => {
-            let mut out = std::io::stdout().lock();
-            write(&mut out).context("writing <stdout>")?;
+            let mut out = std::io::stdout();
+            let r = write(&mut out)?;
             out.flush().context("writing <stdout>")?;
+            Ok(r)
         }
-        Dest::File(path) => {
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            let base = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "out".to_string());
-            let mut tmp = tempfile::Builder::new()
-                .prefix(&format!(".{base}."))
-                .suffix(".tmp")
-                .tempfile_in(dir)
-                .with_context(|| {
-                    format!(
-                        "writing {}: creating a temporary file in {}",
-                        path.display(),
-                        dir.display()
-                    )
-                })?;
-            {
-                // Writers give large blocks (whole buffers, or the decoder's 64 KiB blocks, which
-                // pass straight through): the buffer only gathers small pieces such as headers.
-                // At 1 MiB it added its size to the peak memory of small files.
-                let mut w = std::io::BufWriter::with_capacity(64 << 10, tmp.as_file_mut());
-                write(&mut w).with_context(|| format!("writing {}", path.display()))?;
-                w.flush()
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            set_mode(tmp.path(), mode_of)
-                .with_context(|| format!("writing {}: setting permissions", path.display()))?;
-            let persisted = if force {
-                tmp.persist(path).map(drop)
-            } else {
-                tmp.persist_noclobber(path).map(drop)
-            };
-            persisted.map_err(|e| e.error).with_context(|| {
-                if force {
-                    format!("writing {}: renaming the temporary file", path.display())
-                } else {
-                    format!(
-                        "writing {} (it may already exist; use -f to overwrite)",
-                        path.display()
-                    )
-                }
-            })?;
-        }
+        Dest::File(path) => via_temp_file(path, force, mode_of, |w| write(w)),
     }
-    Ok(())
+}
+
+/// [`write_output_with`] for a writer that must seek: standard output, which cannot, gets
+/// what was written to a buffer in memory once `write` is done.
+pub fn write_output_seekable<R>(
+    dest: &Dest,
+    force: bool,
+    mode_of: Option<&Path>,
+    write: impl FnOnce(&mut dyn WriteSeek) -> Result<R>,
+) -> Result<R> {
+    match dest {
+        Dest::Stdout => {
+            let mut buf = std::io::Cursor::new(Vec::new());
+            let r = write(&mut buf)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(buf.get_ref())
+                .and_then(|()| out.flush())
+                .context("writing <stdout>")?;
+            Ok(r)
+        }
+        Dest::File(path) => via_temp_file(path, force, mode_of, |w| write(w)),
+    }
+}
+
+/// Runs `write` on a temporary file in the directory of `path`, gives it the permissions of
+/// `mode_of` (the input) when known, and renames it into place; without `force` an existing
+/// file is never replaced. On any error the temporary file is removed.
+fn via_temp_file<R>(
+    path: &Path,
+    force: bool,
+    mode_of: Option<&Path>,
+    write: impl FnOnce(&mut BufWriter<&mut File>) -> Result<R>,
+) -> Result<R> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".to_string());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{base}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "writing {}: creating a temporary file in {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    let r = {
+        // Writers give large blocks (encoded chunks, or the decoder's 64 KiB blocks, which
+        // pass straight through): the buffer only gathers small pieces such as headers.
+        // At 1 MiB it added its size to the peak memory of small files.
+        let mut w = BufWriter::with_capacity(64 << 10, tmp.as_file_mut());
+        let r = write(&mut w)?;
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+        r
+    };
+    set_mode(tmp.path(), mode_of)
+        .with_context(|| format!("writing {}: setting permissions", path.display()))?;
+    let persisted = if force {
+        tmp.persist(path).map(drop)
+    } else {
+        tmp.persist_noclobber(path).map(drop)
+    };
+    persisted.map_err(|e| e.error).with_context(|| {
+        if force {
+            format!("writing {}: renaming the temporary file", path.display())
+        } else {
+            format!(
+                "writing {} (it may already exist; use -f to overwrite)",
+                path.display()
+            )
+        }
+    })?;
+    Ok(r)
 }
 
 /// Gives `tmp` the permission bits of `mode_of` (like zstd), or 0644 for stdin input.

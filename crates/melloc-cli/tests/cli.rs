@@ -193,6 +193,85 @@ fn stdin_and_stdout() {
 }
 
 #[test]
+fn streamed_outputs_are_the_same_everywhere() {
+    // 16 chunks of one slice (8000 bytes): files at 1 and 2 threads, stdout, and stdin input
+    // all give the same bytes; decompressing to a file (streamed) and to stdout gives the data.
+    let dir = tmp();
+    let d = dir.path();
+    let data = field_f32(&[16, 40, 50]);
+    write(d, "s_16_40_50.f32", &data);
+    let chunked = ["--chunk-mb", "0.01"];
+    let run = |extra: &[&str], stdin: Option<&[u8]>| {
+        let mut args = vec!["compress"];
+        args.extend_from_slice(&chunked);
+        args.extend_from_slice(extra);
+        let r = melloc_in(d, &args, stdin);
+        r.assert_ok();
+        r.stdout
+    };
+    run(&["-T", "1", "s_16_40_50.f32", "-o", "t1.mlc"], None);
+    run(&["-T", "2", "s_16_40_50.f32", "-o", "t2.mlc"], None);
+    let piped = run(&["-T", "2", "-c", "s_16_40_50.f32"], None);
+    let from_stdin = [
+        "-T", "2", "--dtype", "f32", "--shape", "16x40x50", "-", "-o", "t3.mlc",
+    ];
+    run(&from_stdin, Some(&data));
+    let t1 = std::fs::read(d.join("t1.mlc")).unwrap();
+    assert!(std::fs::read(d.join("t2.mlc")).unwrap() == t1);
+    assert!(std::fs::read(d.join("t3.mlc")).unwrap() == t1);
+    assert!(piped == t1);
+    melloc_in(d, &["-d", "-T", "2", "t1.mlc", "-o", "back.f32"], None).assert_ok();
+    assert!(std::fs::read(d.join("back.f32")).unwrap() == data);
+    let r = melloc_in(d, &["-d", "-T", "2", "-c", "t1.mlc"], None);
+    r.assert_ok();
+    assert!(r.stdout == data);
+    melloc_in(d, &["-t", "-T", "2", "t1.mlc"], None).assert_ok();
+}
+
+#[test]
+fn short_or_long_stdin_names_the_stage_and_leaves_no_file() {
+    let dir = tmp();
+    let d = dir.path();
+    let data = field_f32(&[16, 40, 50]);
+    let mut longer = data.clone();
+    longer.extend_from_slice(&[0; 4]);
+    let cases = [
+        (&data[..1000], "the data ended after 1000 bytes, in chunk 0"),
+        (
+            &data[..data.len() - 6],
+            "the data ended after 127994 bytes, in chunk 15",
+        ),
+        (
+            &longer[..],
+            "the data is longer than the 128000 bytes the shape needs",
+        ),
+    ];
+    for (input, message) in cases {
+        for threads in ["1", "2"] {
+            let args = [
+                "compress",
+                "-T",
+                threads,
+                "--chunk-mb",
+                "0.01",
+                "--dtype",
+                "f32",
+                "--shape",
+                "16x40x50",
+                "-",
+                "-o",
+                "out.mlc",
+            ];
+            let r = melloc_in(d, &args, Some(input));
+            r.assert_failed();
+            let expected = format!("melloc: error: reading <stdin>: {message}");
+            assert!(r.stderr.contains(&expected), "{}", r.stderr);
+            assert!(listing(d).is_empty(), "{:?}", listing(d));
+        }
+    }
+}
+
+#[test]
 fn refuses_to_overwrite_without_force() {
     let dir = tmp();
     let d = dir.path();

@@ -6,10 +6,16 @@
 //! compare bits** (a route that fails this is dropped for that chunk; raw always works), then
 //! write header, chunk table and chunks. Decompression verifies every checksum and the content
 //! checksum of the rebuilt bytes. Output bytes never depend on the thread count.
+//!
+//! Every entry point runs on `run_ordered`: chunks go to the next free worker and come out
+//! in order, so [`compress_stream`] reads its input and writes its output one chunk at a time
+//! (the header and table, written last, are sought back to), and [`decompress_stream`] writes
+//! each chunk's values once those before it are written. The in-memory functions are the same
+//! code over a slice and a `Cursor<Vec<u8>>`.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use melloc_core::{BlockDims, DType, Float, Shape};
 use serde::Serialize;
@@ -21,7 +27,7 @@ use crate::container::{
     header_len, max_section_len, read_header, write_header, ChunkGeometry, Chunking, Header,
     StoredChunk, StoredSection, TableEntry,
 };
-use crate::error::{corrupt, FormatError, Result};
+use crate::error::{FormatError, Result};
 use crate::route::{self, RouteConfig, RouteId, RouteInfo};
 
 /// A decoded file: its element type, shape and the original little-endian bytes.
@@ -132,17 +138,25 @@ fn for_each_le_block<'a, T: Float, E>(
     Ok(())
 }
 
-/// xxh3-64 of the little-endian bytes of `parts` (the same as [`xxh3_64`] of their
-/// concatenation), without building them.
-fn xxh3_of_values<'a, T: Float>(parts: impl IntoIterator<Item = &'a [T]>) -> u64 {
-    let mut h = Xxh3::new();
-    let mut buf = Vec::new();
+/// Adds the little-endian bytes of `values` to `h`, without building them.
+fn hash_values<T: Float>(h: &mut Xxh3, values: &[T], buf: &mut Vec<u8>) {
     let done: std::result::Result<(), std::convert::Infallible> =
-        for_each_le_block(parts, &mut buf, |b| {
+        for_each_le_block([values], buf, |b| {
             h.update(b);
             Ok(())
         });
     let Ok(()) = done;
+}
+
+/// xxh3-64 of the little-endian bytes of `parts` (the same as [`xxh3_64`] of their
+/// concatenation), without building them.
+#[cfg(test)]
+fn xxh3_of_values<'a, T: Float>(parts: impl IntoIterator<Item = &'a [T]>) -> u64 {
+    let mut h = Xxh3::new();
+    let mut buf = Vec::new();
+    for part in parts {
+        hash_values(&mut h, part, &mut buf);
+    }
     h.digest()
 }
 
@@ -168,14 +182,6 @@ impl DecodedValues {
         }
     }
 
-    /// xxh3-64 of the original bytes.
-    fn checksum(&self) -> u64 {
-        match &self.chunks {
-            ChunkValues::F32(c) => xxh3_of_values(c.iter().map(Vec::as_slice)),
-            ChunkValues::F64(c) => xxh3_of_values(c.iter().map(Vec::as_slice)),
-        }
-    }
-
     /// Writes the original bytes (little-endian values, C order) to `w`, 64 KiB at a time.
     pub fn write_le<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
         self.for_each_block(|b| w.write_all(b))
@@ -196,12 +202,141 @@ impl DecodedValues {
     }
 }
 
-/// The values to compress: little-endian bytes (converted one chunk at a time), or typed values
-/// (chunks are borrowed, not copied).
-#[derive(Clone, Copy)]
-enum Input<'a, T> {
-    Bytes(&'a [u8]),
-    Values(&'a [T]),
+/// The values to compress, handed out one chunk at a time in order (chunks tile the field in
+/// C order), each added to the content checksum as it is taken.
+trait Source<'a, T: Float>: Send {
+    /// The next `n` values (those of chunk `chunk`), their bytes added to `hash`.
+    fn take(&mut self, chunk: usize, n: usize, hash: &mut Xxh3) -> Result<Cow<'a, [T]>>;
+    /// Checks, once every chunk was taken, that the input has nothing left.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Typed values in memory: chunks are borrowed, not copied.
+struct SliceSource<'a, T> {
+    rest: &'a [T],
+    buf: Vec<u8>,
+}
+
+impl<'a, T: Float> Source<'a, T> for SliceSource<'a, T> {
+    fn take(&mut self, chunk: usize, n: usize, hash: &mut Xxh3) -> Result<Cow<'a, [T]>> {
+        if n > self.rest.len() {
+            return Err(FormatError::Input(format!(
+                "chunk {chunk} needs {n} values, only {} left",
+                self.rest.len()
+            )));
+        }
+        let (values, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        hash_values(hash, values, &mut self.buf);
+        Ok(Cow::Borrowed(values))
+    }
+    fn finish(&mut self) -> Result<()> {
+        match self.rest.len() {
+            0 => Ok(()),
+            k => Err(FormatError::Input(format!(
+                "{k} values left after the last chunk"
+            ))),
+        }
+    }
+}
+
+/// Little-endian bytes in memory: each chunk is converted to values when it is taken.
+struct BytesSource<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a, T: Float> Source<'a, T> for BytesSource<'a> {
+    fn take(&mut self, chunk: usize, n: usize, hash: &mut Xxh3) -> Result<Cow<'a, [T]>> {
+        let n_bytes = n.saturating_mul(T::N_BYTES);
+        if n_bytes > self.rest.len() {
+            return Err(FormatError::Input(format!(
+                "chunk {chunk} needs {n_bytes} bytes, only {} left",
+                self.rest.len()
+            )));
+        }
+        let (bytes, rest) = self.rest.split_at(n_bytes);
+        self.rest = rest;
+        hash.update(bytes);
+        Ok(Cow::Owned(T::vec_from_le_bytes(bytes)))
+    }
+    fn finish(&mut self) -> Result<()> {
+        match self.rest.len() {
+            0 => Ok(()),
+            k => Err(FormatError::Input(format!(
+                "{k} bytes left after the last chunk"
+            ))),
+        }
+    }
+}
+
+/// Bytes read from a reader at a time (and converted to values).
+const READ_BLOCK: usize = 64 << 10;
+
+/// A reader of little-endian bytes, read strictly in order, one chunk when a worker starts it:
+/// at most the chunks being encoded are in memory, never the whole input.
+struct ReadSource<R> {
+    reader: R,
+    /// Bytes read so far.
+    pos: u64,
+    /// Bytes the shape needs.
+    total: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> ReadSource<R> {
+    /// Fills `self.buf[..k]` from the reader; returns how many bytes it got (fewer than `k`
+    /// only at the end of the input).
+    fn fill(&mut self, k: usize) -> Result<usize> {
+        let mut got = 0;
+        while got < k {
+            match self.reader.read(&mut self.buf[got..k]) {
+                Ok(0) => break,
+                Ok(m) => got += m,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(FormatError::Input(format!(
+                        "at byte {} of {}: {e}",
+                        self.pos + got as u64,
+                        self.total
+                    )))
+                }
+            }
+        }
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl<'a, T: Float, R: Read + Send> Source<'a, T> for ReadSource<R> {
+    fn take(&mut self, chunk: usize, n: usize, hash: &mut Xxh3) -> Result<Cow<'a, [T]>> {
+        let mut values = Vec::with_capacity(n);
+        // Chunks hold whole values and blocks are a multiple of 8 bytes: every block converts
+        // to whole values.
+        let mut left = n.saturating_mul(T::N_BYTES);
+        while left > 0 {
+            let k = left.min(READ_BLOCK);
+            let got = self.fill(k)?;
+            hash.update(&self.buf[..got]);
+            if got < k {
+                return Err(FormatError::Input(format!(
+                    "the data ended after {} bytes, in chunk {chunk}; the shape needs {} bytes",
+                    self.pos, self.total
+                )));
+            }
+            T::extend_from_le_bytes(&self.buf[..k], &mut values);
+            left -= k;
+        }
+        Ok(Cow::Owned(values))
+    }
+    fn finish(&mut self) -> Result<()> {
+        if self.fill(1)? == 0 {
+            return Ok(());
+        }
+        Err(FormatError::Input(format!(
+            "the data is longer than the {} bytes the shape needs",
+            self.total
+        )))
+    }
 }
 
 /// The length check of the `compress` entry points, in bytes.
@@ -225,17 +360,71 @@ pub fn compress_bytes(
     cfg: &CompressConfig,
 ) -> Result<Vec<u8>> {
     check_input_len(shape, dtype, input.len())?;
+    let mut out = Cursor::new(Vec::new());
+    let source = BytesSource { rest: input };
     match dtype {
-        DType::F32 => compress_typed::<f32>(Input::Bytes(input), shape, cfg),
-        DType::F64 => compress_typed::<f64>(Input::Bytes(input), shape, cfg),
-    }
+        DType::F32 => compress_typed::<f32, _, _>(source, shape, cfg, &mut out)?,
+        DType::F64 => compress_typed::<f64, _, _>(source, shape, cfg, &mut out)?,
+    };
+    Ok(out.into_inner())
 }
 
 /// Compresses typed values with `shape`; the same bytes as [`compress_bytes`] on their
 /// little-endian bytes, without copying them.
 pub fn compress<T: Float>(values: &[T], shape: &Shape, cfg: &CompressConfig) -> Result<Vec<u8>> {
     check_input_len(shape, T::DTYPE, values.len().saturating_mul(T::N_BYTES))?;
-    compress_typed::<T>(Input::Values(values), shape, cfg)
+    let mut out = Cursor::new(Vec::new());
+    let source = SliceSource {
+        rest: values,
+        buf: Vec::new(),
+    };
+    compress_typed::<T, _, _>(source, shape, cfg, &mut out)?;
+    Ok(out.into_inner())
+}
+
+/// What [`compress_stream`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compressed {
+    /// Size of the compressed file in bytes.
+    pub n_bytes: u64,
+    /// The route of every chunk, in order.
+    pub routes: Vec<RouteId>,
+}
+
+/// Compresses `shape` values of `dtype`, read as little-endian bytes (C order) from `input`,
+/// into `output`: the same bytes as [`compress_bytes`] on the whole input, with neither the
+/// input nor the output ever whole in memory.
+///
+/// The input is read strictly in order, one chunk when a worker starts on it, and hashed as it
+/// is read; finished chunks are written in order as soon as those before them are (workers
+/// stay within a few chunks of the oldest unwritten one, so few wait in memory). The header
+/// and chunk table, which come first but depend on every chunk, are written last: `output`
+/// gets zeros in their place first, then is sought back (its position on entry is the start of
+/// the file). A sink that cannot seek can be a `Cursor<Vec<u8>>` copied out afterwards.
+///
+/// Fails with [`FormatError::Input`] when `input` fails, ends early or holds more than the
+/// shape, and [`FormatError::Output`] when writing fails; `output` then holds a partial file.
+pub fn compress_stream<R: Read + Send, W: Write + Seek + Send + ?Sized>(
+    input: R,
+    dtype: DType,
+    shape: &Shape,
+    cfg: &CompressConfig,
+    output: &mut W,
+) -> Result<Compressed> {
+    let total = shape
+        .n_elements()
+        .checked_mul(dtype.n_bytes() as u64)
+        .ok_or_else(|| FormatError::InvalidArgument(format!("shape {shape} is too large")))?;
+    let source = ReadSource {
+        reader: input,
+        pos: 0,
+        total,
+        buf: vec![0u8; READ_BLOCK],
+    };
+    match dtype {
+        DType::F32 => compress_typed::<f32, _, _>(source, shape, cfg, output),
+        DType::F64 => compress_typed::<f64, _, _>(source, shape, cfg, output),
+    }
 }
 
 /// Runs `f` on a rayon pool of `threads` workers (0 = all cores).
@@ -249,98 +438,222 @@ fn with_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R>
     Ok(pool.install(f))
 }
 
-/// Runs `f` on every index of `order`, each taken by the next free worker of a pool of
-/// `threads`, and returns the results by index (`None` where `order` lacks one). A worker
-/// takes the next index when it is done with one, so put expensive items first.
-fn run_queue<R: Send + Sync>(
+fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shared state of [`run_ordered`].
+struct Queue<Take, Emit, R> {
+    take: Take,
+    emit: Emit,
+    /// Position in `order` of the next index to take.
+    next: usize,
+    /// Every index below this one was emitted.
+    emitted: usize,
+    /// Results by index, from `take` until `emit` (finished ones wait for those before them).
+    ready: Vec<Option<R>>,
+    /// The failure of the lowest index so far.
+    error: Option<(usize, FormatError)>,
+}
+
+impl<Take, Emit, R> Queue<Take, Emit, R> {
+    fn fail(&mut self, i: usize, e: FormatError) {
+        if self.error.as_ref().is_none_or(|(j, _)| i < *j) {
+            self.error = Some((i, e));
+        }
+    }
+}
+
+/// Runs every index of `order` (a permutation of `0..order.len()`) on a pool of `threads`
+/// workers (0 = all cores). A worker takes the next index of `order` when it is free and, under
+/// a lock, calls `take` on it (so `take` sees the indices in the order of `order`, one at a
+/// time); it runs `work` on what `take` returned without the lock; results are passed to
+/// `emit`, under the lock, in index order (results that finish early wait for those before
+/// them). With `bounded`, `order` must be increasing and a worker does not take an index
+/// `2 x workers` or more past the oldest one not yet emitted, which bounds both the waiting
+/// results and what `take` has handed out. After a failure, indices above the failed one are
+/// skipped (in increasing order: nothing more is taken) and lower ones still run, so the
+/// failure returned is always that of the lowest failing index, whatever the timing.
+fn run_ordered<P, R: Send>(
     threads: usize,
-    n: usize,
     order: &[usize],
-    f: impl Fn(usize) -> R + Sync,
-) -> Result<Vec<Option<R>>> {
-    let slots: Vec<OnceLock<R>> = (0..n).map(|_| OnceLock::new()).collect();
-    let next = AtomicUsize::new(0);
+    bounded: bool,
+    take: impl FnMut(usize) -> Result<P> + Send,
+    work: impl Fn(usize, P) -> Result<R> + Sync,
+    emit: impl FnMut(usize, R) -> Result<()> + Send,
+) -> Result<()> {
+    let queue = Mutex::new(Queue {
+        take,
+        emit,
+        next: 0,
+        emitted: 0,
+        ready: (0..order.len()).map(|_| None).collect(),
+        error: None,
+    });
+    let changed = Condvar::new();
     with_pool(threads, || {
-        rayon::scope(|sc| {
-            for _ in 0..rayon::current_num_threads().min(order.len()) {
-                sc.spawn(|_| {
-                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if let Some(slot) = slots.get(i) {
-                            let _ = slot.set(f(i));
+        let workers = rayon::current_num_threads().min(order.len());
+        let window = if bounded {
+            2 * workers.max(1)
+        } else {
+            usize::MAX
+        };
+        let worker = || {
+            let mut guard = lock(&queue);
+            loop {
+                let (i, taken) = loop {
+                    let q = &mut *guard;
+                    let Some(&i) = order.get(q.next) else {
+                        return;
+                    };
+                    // Past a failure, only lower indices still run (one of them may fail too).
+                    if q.error.as_ref().is_some_and(|(j, _)| i > *j) {
+                        q.next += 1;
+                        continue;
+                    }
+                    // Indices below `emitted` were all taken, so `i >= emitted`.
+                    if i.saturating_sub(q.emitted) < window {
+                        q.next += 1;
+                        match (q.take)(i) {
+                            Ok(p) => break (i, p),
+                            Err(e) => {
+                                q.fail(i, e);
+                                changed.notify_all();
+                                continue;
+                            }
                         }
                     }
-                });
+                    guard = changed.wait(guard).unwrap_or_else(PoisonError::into_inner);
+                };
+                drop(guard);
+                let result = work(i, taken);
+                guard = lock(&queue);
+                let q = &mut *guard;
+                match result {
+                    Ok(r) => {
+                        if let Some(slot) = q.ready.get_mut(i) {
+                            *slot = Some(r);
+                        }
+                        while let Some(r) = q.ready.get_mut(q.emitted).and_then(Option::take) {
+                            if let Err(e) = (q.emit)(q.emitted, r) {
+                                q.fail(q.emitted, e);
+                                break;
+                            }
+                            q.emitted += 1;
+                        }
+                    }
+                    Err(e) => q.fail(i, e),
+                }
+                changed.notify_all();
+            }
+        };
+        rayon::scope(|sc| {
+            for _ in 0..workers {
+                sc.spawn(|_| worker());
             }
         });
     })?;
-    Ok(slots.into_iter().map(OnceLock::into_inner).collect())
+    let q = queue.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, e)) = q.error {
+        return Err(e);
+    }
+    if q.emitted != order.len() {
+        return Err(FormatError::Corrupt(format!(
+            "{} of {} chunks were processed",
+            q.emitted,
+            order.len()
+        )));
+    }
+    Ok(())
 }
 
 fn block_dims(g: &ChunkGeometry) -> BlockDims {
     BlockDims::new(g.n_slices as usize, g.n_rows as usize, g.n_cols as usize)
 }
 
-fn compress_typed<T: Float>(
-    input: Input<'_, T>,
+/// Compresses the values of `source` into `out` (see [`compress_stream`]); returns what was
+/// written. Every `compress` entry point is this function.
+fn compress_typed<'a, T: Float, S: Source<'a, T>, W: Write + Seek + Send + ?Sized>(
+    mut source: S,
     shape: &Shape,
     cfg: &CompressConfig,
-) -> Result<Vec<u8>> {
+    out: &mut W,
+) -> Result<Compressed> {
     let layout = shape.slices();
     let chunking = Chunking::for_target(layout, (cfg.chunk_bytes / T::N_BYTES).max(1) as u64);
     let n_chunks = chunking.n_chunks(layout);
     let route_cfg = RouteConfig { effort: cfg.effort };
-    // Chunks in order, each to the next free worker: a range split in halves left one
-    // thread with the dense chunks of a radar file (PrecipRate-mrms, 2 threads: 1.54x).
     let n = usize::try_from(n_chunks)
         .map_err(|_| FormatError::InvalidArgument("too many chunks".into()))?;
+    let n_values = |i: usize| {
+        usize::try_from(chunking.geometry(layout, i as u64).n_values())
+            .map_err(|_| FormatError::InvalidArgument("chunk too large".into()))
+    };
+    // The header and table are written last, over these zeros.
+    let start = out.stream_position().map_err(FormatError::Output)?;
+    let head_len = header_len(shape, n_chunks);
+    let zeros = usize::try_from(head_len)
+        .map(|k| vec![0u8; k])
+        .map_err(|_| FormatError::InvalidArgument("too many chunks".into()))?;
+    out.write_all(&zeros).map_err(FormatError::Output)?;
+    let mut hash = Xxh3::new();
+    let mut table: Vec<TableEntry> = Vec::with_capacity(n);
+    let mut routes = Vec::with_capacity(n);
+    let mut offset = head_len;
+    // Chunks in order, each to the next free worker: a range split in halves left one
+    // thread with the dense chunks of a radar file (PrecipRate-mrms, 2 threads: 1.54x).
     let order: Vec<usize> = (0..n).collect();
-    let chunks = run_queue(cfg.threads, n, &order, |i| {
-        let g = chunking.geometry(layout, i as u64);
-        let start = g.first_value as usize;
-        let end = start + g.n_values() as usize;
-        let values: Cow<'_, [T]> = match input {
-            Input::Bytes(b) => Cow::Owned(T::vec_from_le_bytes(
-                &b[start * T::N_BYTES..end * T::N_BYTES],
-            )),
-            Input::Values(v) => Cow::Borrowed(&v[start..end]),
-        };
-        encode_chunk(&values, block_dims(&g), cfg, &route_cfg)
-            .map_err(|e| FormatError::Corrupt(format!("encoding chunk {i}: {e}")))
-    })?;
-    let chunks: Vec<Vec<u8>> = chunks
-        .into_iter()
-        .map(|c| c.unwrap_or_else(|| Err(FormatError::Corrupt("a chunk was not encoded".into()))))
-        .collect::<Result<_>>()?;
-    let mut offset = header_len(shape, n_chunks);
-    let table: Vec<TableEntry> = chunks
-        .iter()
-        .map(|c| {
-            let e = TableEntry {
+    run_ordered(
+        cfg.threads,
+        &order,
+        true,
+        |i| source.take(i, n_values(i)?, &mut hash),
+        |i, values: Cow<'a, [T]>| {
+            let g = chunking.geometry(layout, i as u64);
+            let (route, bytes) = encode_chunk(&values, block_dims(&g), cfg, &route_cfg)
+                .map_err(|e| FormatError::Corrupt(format!("encoding chunk {i}: {e}")))?;
+            let checksum = xxh3_64(&bytes);
+            Ok((route, bytes, checksum))
+        },
+        |_, (route, bytes, checksum): (RouteId, Vec<u8>, u64)| {
+            out.write_all(&bytes).map_err(FormatError::Output)?;
+            table.push(TableEntry {
                 offset,
-                length: c.len() as u64,
-                checksum: xxh3_64(c),
-            };
-            offset += c.len() as u64;
-            e
-        })
-        .collect();
+                length: bytes.len() as u64,
+                checksum,
+            });
+            routes.push(route);
+            offset += bytes.len() as u64;
+            Ok(())
+        },
+    )?;
+    source.finish()?;
     let header = Header {
         minor: crate::wire::MINOR,
         dtype: T::DTYPE,
         shape: shape.clone(),
         chunking,
         n_chunks,
-        content_checksum: match input {
-            Input::Bytes(b) => xxh3_64(b),
-            Input::Values(v) => xxh3_of_values([v]),
-        },
+        content_checksum: hash.digest(),
     };
-    let mut out = write_header(&header, &table);
-    out.reserve(chunks.iter().map(Vec::len).sum());
-    for c in chunks {
-        out.extend_from_slice(&c);
+    let head = write_header(&header, &table);
+    if head.len() as u64 != head_len {
+        return Err(FormatError::InvalidArgument(format!(
+            "header of {} bytes, {head_len} expected",
+            head.len()
+        )));
     }
-    Ok(out)
+    let written = (|| {
+        out.seek(SeekFrom::Start(start))?;
+        out.write_all(&head)?;
+        out.seek(SeekFrom::Start(start + offset))?;
+        out.flush()
+    })();
+    written.map_err(FormatError::Output)?;
+    Ok(Compressed {
+        n_bytes: offset,
+        routes,
+    })
 }
 
 /// The routes tried for a chunk, in order of preference on ties.
@@ -367,11 +680,11 @@ fn encode_chunk<T: Float>(
     dims: BlockDims,
     cfg: &CompressConfig,
     route_cfg: &RouteConfig,
-) -> Result<Vec<u8>> {
-    let mut encoded: Vec<Vec<u8>> = Vec::new();
+) -> Result<(RouteId, Vec<u8>)> {
+    let mut encoded: Vec<(RouteId, Vec<u8>)> = Vec::new();
     for id in candidate_routes(cfg.route, cfg.effort) {
         if id == RouteId::Raw && cfg.route == RouteSpec::Auto {
-            let best = encoded.iter().map(Vec::len).min();
+            let best = encoded.iter().map(|(_, b)| b.len()).min();
             if let Some(best) = best {
                 if !raw_could_win(values, best, cfg.backend)? {
                     continue;
@@ -397,13 +710,13 @@ fn encode_chunk<T: Float>(
             sections: stored,
         }
         .to_bytes()?;
-        encoded.push(bytes);
+        encoded.push((id, bytes));
     }
-    encoded.sort_by_key(Vec::len);
-    for bytes in &encoded {
-        if !cfg.verify || decode_chunk::<T>(bytes, dims).is_ok_and(|back| same_bits(&back, values))
+    encoded.sort_by_key(|(_, b)| b.len());
+    for (id, bytes) in encoded {
+        if !cfg.verify || decode_chunk::<T>(&bytes, dims).is_ok_and(|back| same_bits(&back, values))
         {
-            return Ok(bytes.clone());
+            return Ok((id, bytes));
         }
     }
     // Every candidate failed verification (or none ran): the raw route always round-trips.
@@ -420,11 +733,12 @@ fn encode_chunk<T: Float>(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    StoredChunk {
+    let bytes = StoredChunk {
         route: RouteId::Raw,
         sections: stored,
     }
-    .to_bytes()
+    .to_bytes()?;
+    Ok((RouteId::Raw, bytes))
 }
 
 /// Whether the raw route might beat `best` bytes: the back end is run on `RAW_PROBE_WINDOWS`
@@ -510,8 +824,8 @@ pub fn decompress_bytes(input: &[u8], cfg: &DecompressConfig) -> Result<Decoded>
     })
 }
 
-/// Decompresses a melloc file, verifying every checksum, into the values of its chunks.
-pub fn decompress_values(input: &[u8], cfg: &DecompressConfig) -> Result<DecodedValues> {
+/// Reads the header and table of a file and checks its size against the limit.
+fn open_file(input: &[u8], cfg: &DecompressConfig) -> Result<(Header, Vec<TableEntry>)> {
     let (header, table) = read_header(input)?;
     let n_bytes = header.original_bytes();
     if n_bytes > cfg.memory_limit {
@@ -526,42 +840,87 @@ pub fn decompress_values(input: &[u8], cfg: &DecompressConfig) -> Result<Decoded
             limit: usize::MAX as u64,
         });
     }
+    Ok((header, table))
+}
+
+/// Decompresses a melloc file, verifying every checksum, into the values of its chunks.
+pub fn decompress_values(input: &[u8], cfg: &DecompressConfig) -> Result<DecodedValues> {
+    let (header, table) = open_file(input, cfg)?;
     let chunks = match header.dtype {
-        DType::F32 => ChunkValues::F32(decode_chunks(input, &header, &table, cfg.threads)?),
-        DType::F64 => ChunkValues::F64(decode_chunks(input, &header, &table, cfg.threads)?),
+        DType::F32 => ChunkValues::F32(collect_chunks(input, &header, &table, cfg.threads)?),
+        DType::F64 => ChunkValues::F64(collect_chunks(input, &header, &table, cfg.threads)?),
     };
-    let out = DecodedValues {
+    Ok(DecodedValues {
         dtype: header.dtype,
         shape: header.shape,
         chunks,
-    };
-    if out.checksum() != header.content_checksum {
+    })
+}
+
+/// Decompresses a melloc file into `output` (the original bytes: little-endian values, C
+/// order), one chunk at a time: chunks are decoded in order and written as soon as those
+/// before them are, so only the chunks being decoded (a few per worker) are in memory, not the
+/// whole output. Returns the element type and shape.
+///
+/// Every chunk's checksum is verified before it is decoded, but the content checksum only
+/// after the last chunk was written: on an error `output` holds part of the data, so write to
+/// a temporary file and keep it only on success ([`decompress_values`] verifies everything
+/// before returning anything). Write errors are [`FormatError::Output`].
+pub fn decompress_stream<W: Write + Send + ?Sized>(
+    input: &[u8],
+    cfg: &DecompressConfig,
+    output: &mut W,
+) -> Result<(DType, Shape)> {
+    let (header, table) = open_file(input, cfg)?;
+    let mut buf = Vec::new();
+    match header.dtype {
+        DType::F32 => decode_chunks_in_order::<f32>(input, &header, &table, cfg.threads, |v| {
+            for_each_le_block([v], &mut buf, |b| output.write_all(b)).map_err(FormatError::Output)
+        })?,
+        DType::F64 => decode_chunks_in_order::<f64>(input, &header, &table, cfg.threads, |v| {
+            for_each_le_block([v], &mut buf, |b| output.write_all(b)).map_err(FormatError::Output)
+        })?,
+    }
+    output.flush().map_err(FormatError::Output)?;
+    Ok((header.dtype, header.shape))
+}
+
+/// Checks and decodes chunk `i` of a file.
+fn decode_stored_chunk<T: Float>(
+    input: &[u8],
+    header: &Header,
+    table: &[TableEntry],
+    i: usize,
+) -> Result<Vec<T>> {
+    let e = table[i];
+    let bytes = &input[e.offset as usize..(e.offset + e.length) as usize];
+    if xxh3_64(bytes) != e.checksum {
+        return Err(FormatError::ChecksumMismatch {
+            section: format!("chunk {i}"),
+        });
+    }
+    let dims = block_dims(&header.chunking.geometry(header.shape.slices(), i as u64));
+    decode_chunk::<T>(bytes, dims).map_err(|err| in_chunk(i as u64, err))
+}
+
+/// The content checksum check, after the last chunk.
+fn check_content(hash: &Xxh3, header: &Header) -> Result<()> {
+    if hash.digest() != header.content_checksum {
         return Err(FormatError::ChecksumMismatch {
             section: "content (the decoded data)".into(),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Checks and decodes every chunk of a file (in parallel), in order.
-fn decode_chunks<T: Float>(
+/// Checks and decodes every chunk of a file (in parallel), and returns their values in order,
+/// verified against the content checksum.
+fn collect_chunks<T: Float>(
     input: &[u8],
     header: &Header,
     table: &[TableEntry],
     threads: usize,
 ) -> Result<Vec<Vec<T>>> {
-    let layout = header.shape.slices();
-    let decode_one = |i: usize| -> Result<Vec<T>> {
-        let e = table[i];
-        let bytes = &input[e.offset as usize..(e.offset + e.length) as usize];
-        if xxh3_64(bytes) != e.checksum {
-            return Err(FormatError::ChecksumMismatch {
-                section: format!("chunk {i}"),
-            });
-        }
-        let dims = block_dims(&header.chunking.geometry(layout, i as u64));
-        decode_chunk::<T>(bytes, dims).map_err(|err| in_chunk(i as u64, err))
-    };
     // Largest stored chunks first, each to the next free worker (longest processing time
     // first): radar files have a few dense chunks among cheap ones, and splitting the chunk
     // range in halves left one thread with most of the work (PrecipRate-mrms, 6 chunks:
@@ -570,13 +929,50 @@ fn decode_chunks<T: Float>(
     let n = table.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(table[i].length));
-    run_queue(threads, n, &order, decode_one)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.unwrap_or_else(|| Err(in_chunk(i as u64, corrupt!("chunk was not decoded"))))
-        })
-        .collect()
+    let mut hash = Xxh3::new();
+    let mut buf = Vec::new();
+    let mut chunks = Vec::with_capacity(n);
+    run_ordered(
+        threads,
+        &order,
+        false,
+        |_| Ok(()),
+        |i, ()| decode_stored_chunk::<T>(input, header, table, i),
+        |_, v: Vec<T>| {
+            hash_values(&mut hash, &v, &mut buf);
+            chunks.push(v);
+            Ok(())
+        },
+    )?;
+    check_content(&hash, header)?;
+    Ok(chunks)
+}
+
+/// Checks and decodes every chunk of a file (in parallel, in order, a few chunks ahead of the
+/// oldest one not yet passed on), passes each chunk's values to `emit` in order and frees
+/// them, then verifies the content checksum.
+fn decode_chunks_in_order<T: Float>(
+    input: &[u8],
+    header: &Header,
+    table: &[TableEntry],
+    threads: usize,
+    mut emit: impl FnMut(&[T]) -> Result<()> + Send,
+) -> Result<()> {
+    let order: Vec<usize> = (0..table.len()).collect();
+    let mut hash = Xxh3::new();
+    let mut buf = Vec::new();
+    run_ordered(
+        threads,
+        &order,
+        true,
+        |_| Ok(()),
+        |i, ()| decode_stored_chunk::<T>(input, header, table, i),
+        |_, v: Vec<T>| {
+            hash_values(&mut hash, &v, &mut buf);
+            emit(&v)
+        },
+    )?;
+    check_content(&hash, header)
 }
 
 /// Reads the header, chunk table and route facts without decoding values.
@@ -644,6 +1040,69 @@ mod tests {
         let (a, b) = v.split_at(12_345);
         assert_eq!(xxh3_of_values([a, b]), xxh3_64(&bytes));
         assert_eq!(xxh3_of_values::<f32>([]), xxh3_64(&[]));
+    }
+
+    /// `run_ordered`: results come out in index order, bounded runs never take an index
+    /// `2 x workers` past the oldest result not yet emitted, and the failure of the lowest
+    /// index wins whatever finishes first.
+    #[test]
+    fn ordered_runs_emit_in_order_within_the_window() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for threads in [1, 2, 3] {
+            let emitted = AtomicUsize::new(0);
+            let max_ahead = AtomicUsize::new(0);
+            let mut seen = Vec::new();
+            let order: Vec<usize> = (0..40).collect();
+            run_ordered(
+                threads,
+                &order,
+                true,
+                |i| {
+                    let ahead = i - emitted.load(Ordering::SeqCst);
+                    max_ahead.fetch_max(ahead, Ordering::SeqCst);
+                    Ok(i * 10)
+                },
+                |i, p| {
+                    // Early chunks are slow, so later ones finish first.
+                    if i % 7 == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Ok(p + 1)
+                },
+                |i, r| {
+                    assert_eq!(r, i * 10 + 1);
+                    seen.push(i);
+                    emitted.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(seen, order);
+            assert!(max_ahead.into_inner() < 2 * threads, "T{threads}");
+            // Failures: the lowest index is reported, also when a later one fails first.
+            let mut lpt = order.clone();
+            lpt.reverse();
+            for (ord, bounded) in [(&order, true), (&lpt, false)] {
+                let err = run_ordered(
+                    threads,
+                    ord,
+                    bounded,
+                    |_| Ok(()),
+                    |i, ()| {
+                        if i == 9 {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        match i {
+                            9 | 12 | 30 => Err(FormatError::Corrupt(format!("chunk {i}"))),
+                            _ => Ok(i),
+                        }
+                    },
+                    |_, _| Ok(()),
+                )
+                .unwrap_err();
+                assert_eq!(err.to_string(), "corrupt data: chunk 9", "T{threads}");
+            }
+        }
     }
 
     #[test]

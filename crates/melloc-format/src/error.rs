@@ -50,6 +50,13 @@ pub enum FormatError {
     /// An error from the core math.
     #[error(transparent)]
     Core(#[from] melloc_core::CoreError),
+    /// Reading the values to compress failed (a streamed input ended early, held more than its
+    /// shape, or its reader failed): what was expected and where, in the message.
+    #[error("{0}")]
+    Input(String),
+    /// Writing the compressed or decompressed output failed.
+    #[error("{0}")]
+    Output(std::io::Error),
     /// An I/O error from a byte back end.
     #[error("back end {backend}: {message}")]
     Backend {

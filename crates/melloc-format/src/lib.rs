@@ -21,8 +21,9 @@ pub mod wire;
 
 pub use array::{compress_array, decompress_array};
 pub use codec::{
-    compress, compress_bytes, decompress_bytes, decompress_values, inspect, ChunkInfo, Decoded,
-    DecodedValues, FileInfo, SectionInfo,
+    compress, compress_bytes, compress_stream, decompress_bytes, decompress_stream,
+    decompress_values, inspect, ChunkInfo, Compressed, Decoded, DecodedValues, FileInfo,
+    SectionInfo,
 };
 pub use config::{BackendSpec, CompressConfig, DecompressConfig, Preset, RouteSpec};
 pub use error::{FormatError, Result};

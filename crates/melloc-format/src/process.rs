@@ -12,8 +12,9 @@
 /// 26% less CPU, RATE-opera 23%, TREFHT 7%, fice 6% (median of 5, CLI, one thread), for
 /// 0.2-1.8 MB more peak RSS (TREFHT 18.8 -> 19.8 MB). Each allocator arena (one per worker
 /// thread) keeps its own freed memory, so the peak grows with `-T` on multi-chunk files
-/// (PrecipRate-mrms: 2.35x the input at one thread, 3.42x at two). Does nothing (and returns
-/// `false`) on other platforms.
+/// (PrecipRate-mrms: 2.35x the input at one thread, 3.42x at two; 1.51x and 2.75x since the CLI
+/// streams its input and output chunk by chunk). Does nothing (and returns `false`) on other
+/// platforms.
 ///
 /// Rejected: mimalloc as the CLI's global allocator. Compressing took 20% less CPU over 8
 /// files (PrecipRate-mrms -29%), but peak RSS grew 2-3x (TREFHT 19 -> 54 MB, THETA-levitus

@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use melloc_format::CompressConfig;
 
 use crate::cli::{CompressArgs, GlobalArgs};
-use crate::cmd::{check_inputs, for_each_file, remove_input};
-use crate::input::{display_name, is_dash, read_field, Layout, Values};
-use crate::output::{check_dest, write_output, Dest};
+use crate::cmd::{check_inputs, for_each_file, remove_input, stage_error};
+use crate::input::{display_name, is_dash, open_field, Layout};
+use crate::output::{check_dest, write_output_seekable, Dest};
 use crate::ui::{self, Ui};
 
 /// Suffix of compressed files.
@@ -85,7 +85,7 @@ fn compress_one(input: &Path, args: &CompressArgs, cfg: &CompressConfig, ui: &Ui
     let name = display_name(input);
     let dest = dest_for(input, args)?;
     check_dest(&dest, input, args.out.force, "compressed data")?;
-    let field = read_field(input, args.dtype, args.shape.clone())?;
+    let field = open_field(input, args.dtype, args.shape.clone())?;
     match field.layout {
         Layout::FromName { dtype, shape } => {
             let what = match (dtype, shape) {
@@ -101,35 +101,34 @@ fn compress_one(input: &Path, args: &CompressArgs, cfg: &CompressConfig, ui: &Ui
         Layout::Npy => ui.detail(format!("{name}: .npy {} {}", field.dtype, field.shape)),
         Layout::Flags => ui.detail(format!("{name}: raw {} {}", field.dtype, field.shape)),
     }
-    let original = field.values.n_bytes() as u64;
-    let file_len = field.file_len;
+    let original = field.n_bytes();
+    let file_len = field.file_len();
+    let (dtype, shape) = (field.dtype, field.shape);
     let pb = ui.spinner(format!("compressing {name}"));
     let t0 = Instant::now();
-    // The encoder borrows its chunks from the values (no copy of the input).
-    let result = match &field.values {
-        Values::F32(v) => melloc_format::compress(v, &field.shape, cfg),
-        Values::F64(v) => melloc_format::compress(v, &field.shape, cfg),
-    };
-    drop(field);
-    let secs = t0.elapsed().as_secs_f64();
-    ui::done(pb);
-    let compressed = result.with_context(|| format!("compressing {name}"))?;
-    write_output(
+    // The input is read one chunk at a time as workers start on them, and chunks are written
+    // as they are done: neither the input nor the output is ever whole in memory (except on
+    // stdout, which cannot seek back to the header: there the output is gathered first).
+    let result = write_output_seekable(
         &dest,
-        &[&compressed],
         args.out.force,
         Some(input).filter(|p| !is_dash(p)),
-    )?;
-    let stored = compressed.len() as u64;
+        |w| {
+            melloc_format::compress_stream(field.reader, dtype, &shape, cfg, w)
+                .map_err(|e| stage_error(e, "compressing", &name, &dest))
+        },
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    ui::done(pb);
+    let compressed = result?;
+    let stored = compressed.n_bytes;
     ui.info(ui::summary(&name, file_len, stored, original, stored, secs));
     if ui.is_verbose() {
-        if let Ok(info) = melloc_format::inspect(&compressed) {
-            ui.detail(format!(
-                "{name}: -> {dest}, {} chunks, routes: {}",
-                info.chunks.len(),
-                crate::cmd::info::route_counts(&info)
-            ));
-        }
+        ui.detail(format!(
+            "{name}: -> {dest}, {} chunks, routes: {}",
+            compressed.routes.len(),
+            crate::cmd::info::route_counts(compressed.routes.iter().copied())
+        ));
     }
     remove_input(input, &dest, args.out.rm)
 }

@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::io::Write;
+
 use anyhow::{bail, Context, Result};
-use melloc_format::DecompressConfig;
+use melloc_format::{DType, DecompressConfig, Shape};
 
 use crate::cli::{DecompressArgs, GlobalArgs};
 use crate::cmd::compress::SUFFIX;
-use crate::cmd::{check_inputs, for_each_file, remove_input};
+use crate::cmd::{check_inputs, for_each_file, remove_input, stage_error};
 use crate::input::{display_name, is_dash, npy_header, read_all};
 use crate::output::{check_dest, write_output_with, Dest};
 use crate::ui::{self, Ui};
@@ -73,38 +75,66 @@ fn decompress_one(
     let bytes = read_all(input)?;
     let pb = ui.spinner(format!("decompressing {name}"));
     let t0 = Instant::now();
-    let result = melloc_format::decompress_values(&bytes, cfg);
-    let secs = t0.elapsed().as_secs_f64();
-    ui::done(pb);
-    let decoded = result.with_context(|| format!("decompressing {name}"))?;
-    let header = if as_npy {
-        npy_header(decoded.dtype, &decoded.shape).with_context(|| format!("writing {dest}"))?
-    } else {
-        Vec::new()
-    };
-    write_output_with(
+    let result = write_output_with(
         &dest,
         args.out.force,
         Some(input).filter(|p| !is_dash(p)),
-        |w| {
-            w.write_all(&header)?;
-            decoded.write_le(w)
-        },
-    )?;
-    let original = decoded.n_bytes();
+        |w| write_decoded(&bytes, cfg, as_npy, &name, &dest, w),
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    ui::done(pb);
+    let (dtype, shape, header_len) = result?;
+    let original = shape.n_elements() * dtype.n_bytes() as u64;
     ui.info(ui::summary(
         &name,
         bytes.len() as u64,
-        original + header.len() as u64,
+        original + header_len,
         original,
         bytes.len() as u64,
         secs,
     ));
     ui.detail(format!(
-        "{name}: -> {dest} ({} {}{})",
-        decoded.dtype,
-        decoded.shape,
+        "{name}: -> {dest} ({dtype} {shape}{})",
         if as_npy { ", .npy" } else { ", raw" }
     ));
     remove_input(input, &dest, args.out.rm)
+}
+
+/// Decodes `bytes` into `w` (after a `.npy` header with `as_npy`); returns the dtype, the shape
+/// and the length of that header. A file gets each chunk as soon as it is decoded (the
+/// temporary file is dropped if a checksum fails later); standard output gets nothing until
+/// every checksum, the content checksum included, has been verified.
+fn write_decoded(
+    bytes: &[u8],
+    cfg: &DecompressConfig,
+    as_npy: bool,
+    name: &str,
+    dest: &Dest,
+    w: &mut (dyn Write + Send),
+) -> Result<(DType, Shape, u64)> {
+    let stage = |e| stage_error(e, "decompressing", name, dest);
+    let npy_for = |dtype, shape: &Shape| {
+        if as_npy {
+            npy_header(dtype, shape).with_context(|| format!("writing {dest}"))
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let writing = || format!("writing {dest}");
+    match dest {
+        Dest::File(_) => {
+            let (header, _) = melloc_format::container::read_header(bytes).map_err(stage)?;
+            let npy = npy_for(header.dtype, &header.shape)?;
+            w.write_all(&npy).with_context(writing)?;
+            let (dtype, shape) = melloc_format::decompress_stream(bytes, cfg, w).map_err(stage)?;
+            Ok((dtype, shape, npy.len() as u64))
+        }
+        Dest::Stdout => {
+            let decoded = melloc_format::decompress_values(bytes, cfg).map_err(stage)?;
+            let npy = npy_for(decoded.dtype, &decoded.shape)?;
+            w.write_all(&npy).with_context(writing)?;
+            decoded.write_le(w).with_context(writing)?;
+            Ok((decoded.dtype, decoded.shape, npy.len() as u64))
+        }
+    }
 }

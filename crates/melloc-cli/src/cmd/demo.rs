@@ -230,7 +230,7 @@ fn run_route(
     ui::done(pb);
     let compressed = compressed.with_context(|| format!("demo: compressing with route {label}"))?;
     let chunks = melloc_format::inspect(&compressed)
-        .map(|info| crate::cmd::info::route_counts(&info))
+        .map(|info| crate::cmd::info::route_counts(info.chunks.iter().map(|c| c.route)))
         .with_context(|| format!("demo: inspecting the output of route {label}"))?;
     let pb = ui.spinner(format!("route {label}: decompressing"));
     let t0 = Instant::now();

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
-use melloc_format::route::SliceInfo;
+use melloc_format::route::{RouteId, SliceInfo};
 use melloc_format::{FileInfo, Shape};
 
 use crate::cli::InfoArgs;
@@ -43,10 +43,10 @@ pub fn run(args: &InfoArgs, ui: &Ui) -> Result<usize> {
 }
 
 /// `causal 2, paper 1`: chunks per route, in order of first use.
-pub fn route_counts(info: &FileInfo) -> String {
+pub fn route_counts(routes: impl IntoIterator<Item = RouteId>) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
-    for c in &info.chunks {
-        let name = c.route.name();
+    for route in routes {
+        let name = route.name();
         match counts.iter_mut().find(|(n, _)| *n == name) {
             Some((_, k)) => *k += 1,
             None => counts.push((name, 1)),
@@ -94,7 +94,7 @@ pub fn render(name: &str, info: &FileInfo, all_slices: bool) -> String {
         s,
         "  chunks    {} (routes: {})",
         info.chunks.len(),
-        route_counts(info)
+        route_counts(info.chunks.iter().map(|c| c.route))
     );
 
     // Section totals over all chunks, per (route, kind, back end).

@@ -47,3 +47,20 @@ pub fn remove_input(input: &Path, dest: &Dest, rm: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// The context of a codec error: the stage it happened in and the file it concerns (reading
+/// the input, writing `dest`, or the codec itself, `verb` as in `compressing NAME`).
+pub fn stage_error(
+    e: melloc_format::FormatError,
+    verb: &str,
+    name: &str,
+    dest: &Dest,
+) -> anyhow::Error {
+    use melloc_format::FormatError;
+    let stage = match &e {
+        FormatError::Input(_) => format!("reading {name}"),
+        FormatError::Output(_) => format!("writing {dest}"),
+        _ => format!("{verb} {name}"),
+    };
+    anyhow::Error::new(e).context(stage)
+}
