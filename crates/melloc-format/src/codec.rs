@@ -464,6 +464,22 @@ impl<Take, Emit, R> Queue<Take, Emit, R> {
     }
 }
 
+/// `f()`, with a panic turned into [`FormatError::Internal`] for chunk `i`: a worker that
+/// panicked would otherwise leave the others waiting for its chunk forever (`rayon::scope`
+/// waits for every worker before it passes a panic on).
+fn guarded<X>(i: usize, stage: &str, f: impl FnOnce() -> Result<X>) -> Result<X> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(FormatError::Internal(format!(
+            "chunk {i}: a worker panicked while {stage}: {what}"
+        )))
+    })
+}
+
 /// Runs every index of `order` (a permutation of `0..order.len()`) on a pool of `threads`
 /// workers (0 = all cores). A worker takes the next index of `order` when it is free and, under
 /// a lock, calls `take` on it (so `take` sees the indices in the order of `order`, one at a
@@ -514,7 +530,7 @@ fn run_ordered<P, R: Send>(
                     // Indices below `emitted` were all taken, so `i >= emitted`.
                     if i.saturating_sub(q.emitted) < window {
                         q.next += 1;
-                        match (q.take)(i) {
+                        match guarded(i, "reading its input", || (q.take)(i)) {
                             Ok(p) => break (i, p),
                             Err(e) => {
                                 q.fail(i, e);
@@ -526,7 +542,7 @@ fn run_ordered<P, R: Send>(
                     guard = changed.wait(guard).unwrap_or_else(PoisonError::into_inner);
                 };
                 drop(guard);
-                let result = work(i, taken);
+                let result = guarded(i, "encoding or decoding it", || work(i, taken));
                 guard = lock(&queue);
                 let q = &mut *guard;
                 match result {
@@ -535,7 +551,8 @@ fn run_ordered<P, R: Send>(
                             *slot = Some(r);
                         }
                         while let Some(r) = q.ready.get_mut(q.emitted).and_then(Option::take) {
-                            if let Err(e) = (q.emit)(q.emitted, r) {
+                            let k = q.emitted;
+                            if let Err(e) = guarded(k, "writing it", || (q.emit)(k, r)) {
                                 q.fail(q.emitted, e);
                                 break;
                             }
@@ -1040,6 +1057,48 @@ mod tests {
         let (a, b) = v.split_at(12_345);
         assert_eq!(xxh3_of_values([a, b]), xxh3_64(&bytes));
         assert_eq!(xxh3_of_values::<f32>([]), xxh3_64(&[]));
+    }
+
+    /// A worker that panics (in `take`, `work` or `emit`) makes `run_ordered` return an
+    /// internal error for that index instead of leaving the other workers waiting for it: the
+    /// call runs on a thread and must finish within 20 s.
+    #[test]
+    fn a_panicking_worker_is_an_error_not_a_hang() {
+        for (threads, stage) in [(1, 0), (2, 0), (2, 1), (3, 2), (2, 2)] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let order: Vec<usize> = (0..20).collect();
+                let r = run_ordered(
+                    threads,
+                    &order,
+                    true,
+                    |i| {
+                        assert!(!(stage == 0 && i == 3), "take fails at 3");
+                        Ok(i)
+                    },
+                    |i, p| {
+                        if stage == 1 && i == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            panic!("work fails at 0");
+                        }
+                        Ok(p)
+                    },
+                    |i, _| {
+                        assert!(!(stage == 2 && i == 5), "emit fails at 5");
+                        Ok(())
+                    },
+                );
+                let _ = tx.send(r);
+            });
+            let r = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("run_ordered hung after a worker panicked");
+            let want = ["chunk 3", "chunk 0", "chunk 5"][stage];
+            match r {
+                Err(FormatError::Internal(m)) => assert!(m.contains(want), "{m}"),
+                other => panic!("expected an internal error, got {other:?}"),
+            }
+        }
     }
 
     /// `run_ordered`: results come out in index order, bounded runs never take an index

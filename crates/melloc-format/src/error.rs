@@ -57,6 +57,10 @@ pub enum FormatError {
     /// Writing the compressed or decompressed output failed.
     #[error("{0}")]
     Output(std::io::Error),
+    /// A bug: a worker panicked (the panic is caught so that the other workers stop instead
+    /// of waiting for it forever).
+    #[error("internal error (a bug in melloc; please report it): {0}")]
+    Internal(String),
     /// An I/O error from a byte back end.
     #[error("back end {backend}: {message}")]
     Backend {

@@ -2051,8 +2051,8 @@ fn merge_sorted<K: Copy + Ord>(a: &[K], b: &[K], mut emit: impl FnMut(K)) {
     a[i..].iter().chain(&b[j..]).for_each(|&k| emit(k));
 }
 
-/// The palette of a block of `n` values from its distinct values ([`distinct_ords`]), or
-/// `None` when there are too many for a palette to pay off.
+/// Whether `n_entries` distinct values ([`distinct_ords`]) make a palette for a block of `n`
+/// values: not when there are too many for a palette to pay off (more than `n / 2`).
 fn palette_fits(n_entries: usize, n: usize) -> bool {
     // Each entry costs roughly a few bits to a few bytes; beyond n/8 entries the palette
     // rarely beats ordered bits or a grid (measured: echam5 231819 distinct of 313344 loses).
@@ -2160,7 +2160,8 @@ fn palette_candidate<'a, T: Float>(
         },
         palette: Some({
             // At its final size (a filtered `collect` grows by doubling).
-            let mut bits = Vec::with_capacity(ords.len() - usize::from(skip.is_some()));
+            let mut bits =
+                Vec::with_capacity(ords.len().saturating_sub(usize::from(skip.is_some())));
             bits.extend(
                 ords.iter()
                     .enumerate()
@@ -2511,9 +2512,9 @@ enum Recipe {
     Core { zeros: bool },
     /// One grid per slice.
     SliceGrids(Vec<Integerisation>),
-    /// A palette of these ordered bits, with exact zeros as exceptions when `zeros`.
-    /// The palette of each, the block's distinct ordered bits (`Recipe::build`'s `ords`,
-    /// shared by both palette recipes), without the `skip`-th key (+0.0 when `zeros`).
+    /// A palette, with exact zeros as exceptions when `zeros`: the block's distinct ordered
+    /// bits (`Recipe::build`'s `ords`, shared by both palette recipes) without the `skip`-th
+    /// key (+0.0 when `zeros`).
     Palette { zeros: bool, skip: Option<usize> },
 }
 
