@@ -891,11 +891,13 @@ pub fn decompress_stream<W: Write + Send + ?Sized>(
     let (header, table) = open_file(input, cfg)?;
     let mut buf = Vec::new();
     match header.dtype {
-        DType::F32 => decode_chunks_in_order::<f32>(input, &header, &table, cfg.threads, |v| {
-            for_each_le_block([v], &mut buf, |b| output.write_all(b)).map_err(FormatError::Output)
+        DType::F32 => decode_chunks::<f32>(input, &header, &table, cfg.threads, false, |v| {
+            for_each_le_block([&v[..]], &mut buf, |b| output.write_all(b))
+                .map_err(FormatError::Output)
         })?,
-        DType::F64 => decode_chunks_in_order::<f64>(input, &header, &table, cfg.threads, |v| {
-            for_each_le_block([v], &mut buf, |b| output.write_all(b)).map_err(FormatError::Output)
+        DType::F64 => decode_chunks::<f64>(input, &header, &table, cfg.threads, false, |v| {
+            for_each_le_block([&v[..]], &mut buf, |b| output.write_all(b))
+                .map_err(FormatError::Output)
         })?,
     }
     output.flush().map_err(FormatError::Output)?;
@@ -938,55 +940,47 @@ fn collect_chunks<T: Float>(
     table: &[TableEntry],
     threads: usize,
 ) -> Result<Vec<Vec<T>>> {
-    // Largest stored chunks first, each to the next free worker (longest processing time
-    // first): radar files have a few dense chunks among cheap ones, and splitting the chunk
-    // range in halves left one thread with most of the work (PrecipRate-mrms, 6 chunks:
-    // 2 threads decoded 1.39x faster than 1). Chunks decode independently, so the values do
-    // not depend on the order or the thread count; the first failing chunk is reported.
-    let n = table.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(table[i].length));
-    let mut hash = Xxh3::new();
-    let mut buf = Vec::new();
-    let mut chunks = Vec::with_capacity(n);
-    run_ordered(
-        threads,
-        &order,
-        false,
-        |_| Ok(()),
-        |i, ()| decode_stored_chunk::<T>(input, header, table, i),
-        |_, v: Vec<T>| {
-            hash_values(&mut hash, &v, &mut buf);
-            chunks.push(v);
-            Ok(())
-        },
-    )?;
-    check_content(&hash, header)?;
+    let mut chunks = Vec::with_capacity(table.len());
+    decode_chunks(input, header, table, threads, true, |v| {
+        chunks.push(v);
+        Ok(())
+    })?;
     Ok(chunks)
 }
 
-/// Checks and decodes every chunk of a file (in parallel, in order, a few chunks ahead of the
-/// oldest one not yet passed on), passes each chunk's values to `emit` in order and frees
-/// them, then verifies the content checksum.
-fn decode_chunks_in_order<T: Float>(
+/// Checks and decodes every chunk of a file (in parallel), passes each chunk's values to
+/// `emit` in chunk order, then verifies the content checksum.
+///
+/// With `largest_first`, the largest stored chunks go first, each to the next free worker
+/// (longest processing time first): radar files have a few dense chunks among cheap ones, and
+/// splitting the chunk range in halves left one thread with most of the work (PrecipRate-mrms,
+/// 6 chunks: 2 threads decoded 1.39x faster than 1); results that finish early wait for those
+/// before them. Without it, chunks are taken in order, a few ahead of the oldest one not yet
+/// passed on, so only those are in memory. Chunks decode independently, so the values do not
+/// depend on the order or the thread count; the first failing chunk is reported.
+fn decode_chunks<T: Float>(
     input: &[u8],
     header: &Header,
     table: &[TableEntry],
     threads: usize,
-    mut emit: impl FnMut(&[T]) -> Result<()> + Send,
+    largest_first: bool,
+    mut emit: impl FnMut(Vec<T>) -> Result<()> + Send,
 ) -> Result<()> {
-    let order: Vec<usize> = (0..table.len()).collect();
+    let mut order: Vec<usize> = (0..table.len()).collect();
+    if largest_first {
+        order.sort_by_key(|&i| std::cmp::Reverse(table[i].length));
+    }
     let mut hash = Xxh3::new();
     let mut buf = Vec::new();
     run_ordered(
         threads,
         &order,
-        true,
+        !largest_first,
         |_| Ok(()),
         |i, ()| decode_stored_chunk::<T>(input, header, table, i),
         |_, v: Vec<T>| {
             hash_values(&mut hash, &v, &mut buf);
-            emit(&v)
+            emit(v)
         },
     )?;
     check_content(&hash, header)
