@@ -70,8 +70,8 @@ use std::borrow::Cow;
 
 use melloc_core::integer::{
     detect_exceptions, detect_grid, detect_slice_grids, grid_ints, integerize_planes,
-    integerize_planes_on, radix_sort, GridOp, IntPlane, Integerisation, Integerized,
-    IntegerizedPlanes, RadixKey,
+    integerize_planes_on, radix_sort, GridOp, IntPlane, Integerisation, IntegerizedPlanes,
+    RadixKey,
 };
 use melloc_core::predict::{
     combine, fit_weights_on, fit_weights_reweighted_on, ref_weight, FitPlane, Stencil, StencilKind,
@@ -715,17 +715,31 @@ fn run<T: Float, IO: Io>(
     io: &mut IO,
     hdr: &Header,
     dims: BlockDims,
-    src: Option<&Source>,
-    src_palette: Option<PaletteKeys>,
+    src: Option<Src<T>>,
     out: &mut Planes<T>,
 ) {
     if hdr.has_exceptions {
-        run_as::<T, IO, true, f64>(io, hdr, dims, src, src_palette, out);
+        run_as::<T, IO, true, f64>(io, hdr, dims, src, out);
     } else if narrow_ring_is_exact::<T>(hdr) {
-        run_as::<T, IO, false, f32>(io, hdr, dims, src, src_palette, out);
+        run_as::<T, IO, false, f32>(io, hdr, dims, src, out);
     } else {
-        run_as::<T, IO, false, f64>(io, hdr, dims, src, src_palette, out);
+        run_as::<T, IO, false, f64>(io, hdr, dims, src, out);
     }
+}
+
+/// What the encoder's [`run`] codes: a candidate's integers, masks and palette, and the block's
+/// values (an exception's bits are its value's).
+///
+/// The exceptions' bits were a list per candidate (8 bytes an exception, gathered by
+/// `integerize_planes`, then handed out by an iterator and sliced for run groups). Read from the
+/// values instead: heap peak of `compress -T 1` (massif) PrecipRate 29.3 -> 21.4 MB, RATE-rmi
+/// 13.5 -> 10.3, fice 11.4 -> 9.0, HGT-isabel 8.4 -> 6.9, THETA-levitus 11.7 -> 10.6; compress
+/// CPU (median of 7) PrecipRate -8%, RATE-rmi -8%, RATE-opera -4%; outputs byte-identical.
+#[derive(Clone, Copy)]
+struct Src<'s, 'a, T> {
+    integ: &'s Source<'a>,
+    palette: Option<PaletteKeys<'a>>,
+    values: &'s [T],
 }
 
 /// A value of the prediction ring: `f64`, or `f32` where every value the ring receives is an
@@ -790,10 +804,12 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
     io: &mut IO,
     hdr: &Header,
     dims: BlockDims,
-    src: Option<&Source>,
-    src_palette: Option<PaletteKeys>,
+    src_all: Option<Src<T>>,
     out: &mut Planes<T>,
 ) {
+    let src = src_all.map(|x| x.integ);
+    let src_palette = src_all.and_then(|x| x.palette);
+    let src_values: &[T] = src_all.map_or(&[], |x| x.values);
     let (n_slices, n_rows, n_cols) = (dims.n_slices, dims.n_rows, dims.n_cols);
     let slice = n_rows * n_cols;
     let st = Stencil::new(hdr.stencil, n_rows, n_cols, hdr.lag);
@@ -850,9 +866,7 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
         Domain::Int(hdr.kind)
     };
     let mut last_exc = 0usize;
-    // Run groups (version 5, `hdr.runs`): the bits of the last exception coded (what a run of
-    // exceptions repeats), and which groups of this row and the row above were runs.
-    let mut last_exc_bits = 0u64;
+    // Run groups (version 5, `hdr.runs`): which groups of this row and the row above were runs.
     let n_groups = n_cols / RUN_GROUP + 1;
     let (mut run_row, mut run_above) = if hdr.runs {
         (vec![false; n_groups], vec![false; n_groups])
@@ -861,7 +875,6 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
     };
     let dict_escape = hdr.dict.len();
     let n_exc_bits = T::N_BITS;
-    let mut exc_src = src.map(|s| s.exception_bits.iter());
     let (lo, hi) = (hdr.lo, hdr.hi);
 
     // Interior fast path: tap offsets and weights in fixed arrays, no range checks per tap.
@@ -1072,33 +1085,13 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                 let row_q = q0 + i * n_cols;
                 let start = s * slice + i * n_cols;
                 // The row's run groups first (the encoder codes the decision it wants): their
-                // points are neither predicted nor coded. Radar fields are mostly runs. What
-                // `repeats_w` is given in the loop below: the bits of the last exception before
-                // the group and those of the exceptions from the group on.
-                let rest = exc_src.as_ref().map_or(&[][..], |it| it.as_slice());
+                // points are neither predicted nor coded. Radar fields are mostly runs.
                 let row_exc = src.is_exception.get(start..start + n_cols).unwrap_or(&[]);
-                let (mut n_exc, mut done) = (0usize, 0usize);
                 for (g, want) in run_want.iter_mut().enumerate() {
                     let j = g * RUN_GROUP;
-                    *want = g > 0 && j < n_cols && {
-                        if EXC {
-                            let seen = row_exc.get(done..j).unwrap_or(&[]);
-                            n_exc += seen.iter().filter(|&&e| e).count();
-                            done = j;
-                        }
-                        let w_bits = match n_exc.checked_sub(1) {
-                            Some(w) => rest.get(w).copied().unwrap_or(0),
-                            None => last_exc_bits,
-                        };
-                        let len = RUN_GROUP.min(n_cols - j);
-                        repeats_w(
-                            src,
-                            start + j,
-                            len,
-                            w_bits,
-                            rest.get(n_exc..).unwrap_or(&[]),
-                        )
-                    };
+                    *want = g > 0
+                        && j < n_cols
+                        && repeats_w(src, src_values, start + j, RUN_GROUP.min(n_cols - j));
                 }
                 let is_run = |j: usize| run_want.get(j / RUN_GROUP).copied().unwrap_or(false);
                 // With exceptions: their ring values (their clamped predictions, a chain
@@ -1211,10 +1204,7 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                     let want = if is_fast {
                         run_want.get(g).copied().unwrap_or(false)
                     } else {
-                        src.is_some_and(|src| {
-                            let rest = exc_src.as_ref().map_or(&[][..], |it| it.as_slice());
-                            repeats_w(src, idx, len, last_exc_bits, rest)
-                        })
+                        src.is_some_and(|src| repeats_w(src, src_values, idx, len))
                     };
                     let above = i > 0 && run_above.get(g).copied().unwrap_or(false);
                     let rctx = usize::from(run_row[g - 1]) | usize::from(above) << 1;
@@ -1225,12 +1215,6 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                         if EXC {
                             let w = mask[mq - 1];
                             mask[mq..mq + len].fill(w);
-                            // The encoder skips the group's exceptions (all of them or none).
-                            if w {
-                                if let Some(it) = exc_src.as_mut() {
-                                    it.nth(len - 1);
-                                }
-                            }
                         }
                         let w = vals[q - 1];
                         vals[q..q + len].fill(w);
@@ -1267,10 +1251,7 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                     let is_exc = io.bit(&mut m.mask[mctx], is_exc);
                     mask[mq] = is_exc;
                     if is_exc {
-                        let bits = exc_src
-                            .as_mut()
-                            .and_then(|it| it.next().copied())
-                            .unwrap_or(0);
+                        let bits = src_values.get(idx).map_or(0, |v| v.to_bits_u64());
                         let want = hdr
                             .dict
                             .iter()
@@ -1294,7 +1275,6 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                             None => io.raw(bits, n_exc_bits),
                         };
                         last_exc = got;
-                        last_exc_bits = bits;
                         if IO::DECODES {
                             out.values.push(T::from_bits_u64(bits));
                         }
@@ -2014,8 +1994,14 @@ fn encode_integ<T: Float>(
     } = fitted;
     let has_exceptions = integ.is_exception.iter().any(|&e| e);
     let has_fixes = palette.is_none() && integ.fixes.any_nonzero();
+    // The first `DICT_MAX` distinct exception bit patterns, in position order.
     let mut dict: Vec<u64> = Vec::new();
-    for &b in &integ.exception_bits {
+    for (v, _) in values
+        .iter()
+        .zip(&integ.is_exception[..])
+        .filter(|(_, &e)| e)
+    {
+        let b = v.to_bits_u64();
         if dict.len() < DICT_MAX && !dict.contains(&b) {
             dict.push(b);
         }
@@ -2029,7 +2015,7 @@ fn encode_integ<T: Float>(
         },
         has_exceptions,
         runs: version >= 5 && {
-            let (hits, groups) = count_repeat_groups(integ, dims);
+            let (hits, groups) = count_repeat_groups(integ, values, dims);
             hits > 0 && hits * RUNS_MIN_SHARE >= groups
         },
         has_fixes,
@@ -2048,13 +2034,18 @@ fn encode_integ<T: Float>(
         values: Vec::new(),
         bad_index: false,
     };
+    let src = Src {
+        integ,
+        palette,
+        values,
+    };
     let (rc, raw) = if version >= 6 {
         Enc::streams(WideEncoder::new(), |io| {
-            run::<T, _>(io, &hdr, dims, Some(integ), palette, &mut planes);
+            run::<T, _>(io, &hdr, dims, Some(src), &mut planes);
         })
     } else {
         Enc::streams(RangeEncoder::new(), |io| {
-            run::<T, _>(io, &hdr, dims, Some(integ), palette, &mut planes);
+            run::<T, _>(io, &hdr, dims, Some(src), &mut planes);
         })
     };
     vec![
@@ -2079,6 +2070,13 @@ fn encode_integ<T: Float>(
 /// ([`distinct_in_two`]): a block whose first part alone has too many distinct values (smooth
 /// full-precision fields) never sorts the rest, and the sort holds 5/8 of the keys and their
 /// scratch instead of all of them.
+///
+/// Rejected: screening blocks of 2^15 values or more with a k-minimum-values sketch (512
+/// smallest distinct hashes of the ordered bits; skip the sort when the estimate exceeds 3n/4).
+/// Outputs were byte-identical, but compress CPU of 12 files (median of 7) rose 639 -> 674 ms:
+/// PrecipRate +18% and RATE-opera +8% (a hash for every value, where the sort skips runs),
+/// u-eraint +7% (the palette is built anyway), TREFHT +1% (grid-packed: too few distinct values
+/// to be rejected).
 fn distinct_ords<T: Float>(values: &[T], is_exception: &[bool]) -> Vec<u64> {
     let valid = |r: std::ops::Range<usize>| {
         let mut prev = None;
@@ -2278,25 +2276,11 @@ fn palette_candidate<'a, T: Float>(
             ints,
             fixes: Ints::Narrow(Vec::new()),
             is_exception: Cow::Borrowed(mask),
-            exception_bits: exception_bits(values, mask),
         },
         palette: Some(PaletteKeys { ords, skip }),
         slice_grids: Vec::new(),
         fit_key: None,
     }
-}
-
-/// The bit patterns of the exceptions, in position order (allocated once, at its final size).
-fn exception_bits<T: Float>(values: &[T], mask: &[bool]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(mask.iter().filter(|&&e| e).count());
-    out.extend(
-        values
-            .iter()
-            .zip(mask)
-            .filter(|(_, &e)| e)
-            .map(|(v, _)| v.to_bits_u64()),
-    );
-    out
 }
 
 fn total_len(secs: &[Section]) -> usize {
@@ -2333,26 +2317,20 @@ impl Ints {
     }
 }
 
-/// What the encoder codes: an [`Integerized`] block in narrow planes; `fixes` is empty when
+/// What the encoder codes: an [`Integerized`](melloc_core::integer::Integerized) block in narrow planes; `fixes` is empty when
 /// every fix is 0.
 struct Source<'a> {
     kind: Integerisation,
     ints: Ints,
     fixes: Ints,
     /// Borrowed from the encoder's masks where it can be (a quarter of an `f32` block's size).
+    /// The exceptions' bits are read from the block's values ([`Src`]).
     is_exception: Cow<'a, [bool]>,
-    exception_bits: Vec<u64>,
 }
 
 impl<'a> Source<'a> {
-    fn new(x: Integerized) -> Self {
-        let Integerized {
-            kind,
-            ints,
-            fixes,
-            is_exception,
-            exception_bits,
-        } = x;
+    /// A source of `kind` from wide planes (narrowed where they fit).
+    fn new(kind: Integerisation, ints: Vec<i64>, fixes: Vec<i64>, is_exception: Vec<bool>) -> Self {
         // Fixes first (usually all 0 and freed), so at most one wide plane is narrowed at once.
         let fixes = if fixes.iter().all(|&f| f == 0) {
             Ints::Narrow(Vec::new())
@@ -2364,10 +2342,9 @@ impl<'a> Source<'a> {
             ints: Ints::new(ints),
             fixes,
             is_exception: Cow::Owned(is_exception),
-            exception_bits,
         }
     }
-    /// The same source as [`Source::new`] on [`integerize_with_mask`]'s result, built from
+    /// The same source as [`Source::new`] on [`integerize_with_mask`]'s planes, built from
     /// planes that are already narrow (no `i64` plane is allocated and narrowed). Measured
     /// (median CPU of 5): the 40 files 1853 -> 1836 ms, TREFHT 85.3 -> 82.5 (page faults
     /// 8968 -> 7440), THETA-dc 29.4 -> 27.5, RATE-opera 146.0 -> 142.6 (of 11); PrecipRate
@@ -2376,12 +2353,7 @@ impl<'a> Source<'a> {
     /// [`integerize_with_mask`]: melloc_core::integer::integerize_with_mask
     /// `is_exception` is the mask the planes were made with.
     fn from_planes(x: IntegerizedPlanes, is_exception: &'a [bool]) -> Self {
-        let IntegerizedPlanes {
-            kind,
-            ints,
-            fixes,
-            exception_bits,
-        } = x;
+        let IntegerizedPlanes { kind, ints, fixes } = x;
         Self {
             kind,
             ints: match ints {
@@ -2391,7 +2363,6 @@ impl<'a> Source<'a> {
             // Empty when every fix is zero, as in `new`.
             fixes: Ints::Narrow(fixes),
             is_exception: Cow::Borrowed(is_exception),
-            exception_bits,
         }
     }
     fn len(&self) -> usize {
@@ -2402,7 +2373,7 @@ impl<'a> Source<'a> {
 /// Whether points `idx..idx + len` all repeat point `idx - 1` (`idx >= 1`) exactly: all
 /// exceptions with its bits `w_bits`, or all valid with its integer and fix. `exc` holds the
 /// bits of the exceptions from `idx` on.
-fn repeats_w(src: &Source, idx: usize, len: usize, w_bits: u64, exc: &[u64]) -> bool {
+fn repeats_w<T: Float>(src: &Source, values: &[T], idx: usize, len: usize) -> bool {
     // Whole-group comparisons without early exit (they vectorise) and no per-point plane
     // dispatch: on radar fields most groups are runs, checked in full (PrecipRate-mrms encode
     // 2.66G -> 2.56G instructions; bytes unchanged).
@@ -2420,7 +2391,12 @@ fn repeats_w(src: &Source, idx: usize, len: usize, w_bits: u64, exc: &[u64]) -> 
         return false;
     }
     if w_exc {
-        return exc.get(..len).is_some_and(|b| all_eq(b, w_bits));
+        // Exceptions repeat W's bits (the block's values are the exceptions' bits).
+        let (Some(w_value), Some(g)) = (values.get(w), values.get(idx..idx + len)) else {
+            return false;
+        };
+        let w_bits = w_value.to_bits_u64();
+        return g.iter().fold(true, |a, v| a & (v.to_bits_u64() == w_bits));
     }
     let same = |plane: &Ints| match plane {
         Ints::Narrow(v) if v.is_empty() => true,
@@ -2432,28 +2408,15 @@ fn repeats_w(src: &Source, idx: usize, len: usize, w_bits: u64, exc: &[u64]) -> 
 }
 
 /// Run groups that repeat their W point, and all run groups, of a block.
-fn count_repeat_groups(src: &Source, dims: BlockDims) -> (usize, usize) {
+fn count_repeat_groups<T: Float>(src: &Source, values: &[T], dims: BlockDims) -> (usize, usize) {
     let n_cols = dims.n_cols;
-    let (mut hits, mut groups, mut n_exc) = (0usize, 0usize, 0usize);
-    let count = |a: usize, b: usize| src.is_exception[a..b].iter().filter(|&&e| e).count();
+    let (mut hits, mut groups) = (0usize, 0usize);
     for row in 0..src.len() / n_cols.max(1) {
         let base = row * n_cols;
-        let mut done = base;
         for j in (RUN_GROUP..n_cols).step_by(RUN_GROUP) {
-            let k = base + j;
-            n_exc += count(done, k);
-            done = k;
-            let w_bits = if src.is_exception[k - 1] {
-                let w = n_exc.wrapping_sub(1);
-                src.exception_bits.get(w).copied().unwrap_or(0)
-            } else {
-                0
-            };
-            let rest = src.exception_bits.get(n_exc..).unwrap_or(&[]);
             groups += 1;
-            hits += usize::from(repeats_w(src, k, RUN_GROUP.min(n_cols - j), w_bits, rest));
+            hits += usize::from(repeats_w(src, values, base + j, RUN_GROUP.min(n_cols - j)));
         }
-        n_exc += count(done, base + n_cols);
     }
     (hits, groups)
 }
@@ -2561,13 +2524,7 @@ fn slice_grid_candidate<T: Float>(
         fixes.extend(f);
     }
     Some(Candidate {
-        integ: Source::new(Integerized {
-            kind: Integerisation::Ordered,
-            ints,
-            fixes,
-            is_exception: mask.to_vec(),
-            exception_bits: exception_bits(values, mask),
-        }),
+        integ: Source::new(Integerisation::Ordered, ints, fixes, mask.to_vec()),
         palette: None,
         slice_grids: grids.to_vec(),
         fit_key: None,
@@ -2902,7 +2859,7 @@ fn run_dec<T: Float, D: BinaryDecoder>(
         rc,
         raw: BitReader::new(raw),
     };
-    run::<T, _>(&mut io, hdr, dims, None, None, planes);
+    run::<T, _>(&mut io, hdr, dims, None, planes);
     io.rc.finish()?;
     io.raw.finish()
 }
@@ -3106,7 +3063,7 @@ mod tests {
                 by_index
             });
             prop_assert_eq!(keys(&a), keys(&b));
-            prop_assert_eq!(&a.integ.exception_bits, &b.integ.exception_bits);
+            prop_assert_eq!(&a.integ.is_exception, &b.integ.is_exception);
         }
 
         /// The fit read from the values ([`fit_values`], shared through [`FitMemo`]) is bit
@@ -3566,6 +3523,26 @@ mod tests {
                         f32::NEG_INFINITY, f32::from_bits(3), 1.0e20];
             let v: Vec<f32> = picks[..dims.len()].iter().map(|&p| pool[p]).collect();
             roundtrip(&v, dims);
+        }
+
+        /// Rows long enough for run groups, of runs of exceptions with different bits (two
+        /// NaN payloads, fill values) next to each other: a group repeats W only when its
+        /// exceptions have W's very bits.
+        #[test]
+        fn prop_roundtrip_runs_of_exceptions(
+            n_rows in 1usize..4,
+            n_cols in 17usize..70,
+            runs in proptest::collection::vec((0usize..6, 1usize..40), 1..30),
+        ) {
+            let pool = [0.0f32, f32::NAN, f32::from_bits(0x7fc0_1234), -999.0, 1.0e20, 2.5];
+            let n = n_rows * n_cols;
+            let mut v = Vec::with_capacity(n);
+            while v.len() < n {
+                for &(p, len) in &runs {
+                    v.extend(std::iter::repeat_n(pool[p], len.min(n - v.len())));
+                }
+            }
+            roundtrip(&v, BlockDims::new(1, n_rows, n_cols));
         }
 
         #[test]
