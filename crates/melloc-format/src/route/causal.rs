@@ -1856,6 +1856,11 @@ fn fit_values<T: Float>(
     dims: BlockDims,
     plan: FitPlan,
 ) -> Fitted {
+    // The candidates' masks hold every non-finite value (they contain `detect_exceptions`).
+    debug_assert!(values
+        .iter()
+        .zip(is_exception)
+        .all(|(v, &e)| e || v.is_finite_value()));
     let kind = stencil_kind(dims);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     widen_range(values, is_exception, (&mut lo, &mut hi), |v| v.to_f64());
@@ -2071,11 +2076,11 @@ fn encode_integ<T: Float>(
     let has_fixes = palette.is_none() && integ.fixes.any_nonzero();
     // The first `DICT_MAX` distinct exception bit patterns, in position order.
     let mut dict: Vec<u64> = Vec::new();
-    for (v, _) in values
+    let exceptions = values
         .iter()
         .zip(&integ.is_exception[..])
-        .filter(|(_, &e)| e)
-    {
+        .filter(|(_, &e)| e);
+    for (v, _) in exceptions.take(if has_exceptions { usize::MAX } else { 0 }) {
         let b = v.to_bits_u64();
         if dict.len() < DICT_MAX && !dict.contains(&b) {
             dict.push(b);
@@ -2290,8 +2295,6 @@ impl<'a> OrdIndex<'a> {
     }
 }
 
-/// The palette candidate of a block: each value's index into its palette, the keys `ords`
-/// ([`distinct_ords`]) without the `skip`-th one.
 /// A palette as the encoder holds it: the block's sorted distinct ordered bits without the
 /// `skip`-th key. Both palette candidates share the one list (no copy of 8 bytes an entry per
 /// candidate), and the encoder's `run` keeps no bit patterns of its own. Heap peak of
@@ -2322,6 +2325,8 @@ impl PaletteKeys<'_> {
     }
 }
 
+/// The palette candidate of a block: each value's index into its palette, the keys `ords`
+/// ([`distinct_ords`]) without the `skip`-th one.
 fn palette_candidate<'a, T: Float>(
     values: &[T],
     mask: &'a [bool],
@@ -2480,8 +2485,7 @@ impl<'a> Source<'a> {
 }
 
 /// Whether points `idx..idx + len` all repeat point `idx - 1` (`idx >= 1`) exactly: all
-/// exceptions with its bits `w_bits`, or all valid with its integer and fix. `exc` holds the
-/// bits of the exceptions from `idx` on.
+/// exceptions with its bits (the block's `values`), or all valid with its integer and fix.
 fn repeats_w<T: Float>(src: &Source, values: &[T], idx: usize, len: usize) -> bool {
     // Whole-group comparisons without early exit (they vectorise) and no per-point plane
     // dispatch: on radar fields most groups are runs, checked in full (PrecipRate-mrms encode
@@ -3250,50 +3254,11 @@ mod tests {
             } else {
                 BlockDims::new(1, 24, 7)
             };
-            let base = detect_exceptions(&vals);
-            let zeros: Vec<bool> =
-                vals.iter().zip(&base).map(|(v, &e)| e || v.to_bits() == 0).collect();
-            let ords = distinct_ords(&vals, &base);
-            let zero_key = ords.binary_search(&0f32.to_ordered()).ok();
             let plan = FitPlan { lag, samples: FIT_SAMPLES };
-            let same = |a: &Fitted, b: &Fitted| {
-                let bits = |w: &[f64]| w.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                a.kind == b.kind
-                    && bits(&a.w_in) == bits(&b.w_in)
-                    && bits(&a.w_full) == bits(&b.w_full)
-                    && a.lo.to_bits() == b.lo.to_bits()
-                    && a.hi.to_bits() == b.hi.to_bits()
-            };
-            for (mask, skip) in [(&base, None), (&zeros, zero_key)] {
-                let by_values = fit_values(&vals, mask, dims, plan);
-                // The ordered integers as a stored plane (`Source::ordered` keeps none).
-                let plane = melloc_core::integer::integerize_planes(&vals, mask);
-                prop_assert_eq!(plane.kind, Integerisation::Ordered);
-                let core = Source {
-                    kind: plane.kind,
-                    ints: match plane.ints {
-                        IntPlane::Narrow(v) => Ints::Narrow(v),
-                        IntPlane::Wide(v) => Ints::Wide(v),
-                    },
-                    fixes: Ints::Narrow(Vec::new()),
-                    is_exception: Cow::Borrowed(mask),
-                };
-                let by_ints = fit::<f32>(&core, &vals, &Domain::Int(core.kind), dims, plan);
-                let unstored = Source::ordered(mask);
-                let by_unstored = fit::<f32>(&unstored, &vals, &Domain::Int(core.kind), dims, plan);
-                prop_assert!(same(&by_values, &by_unstored), "{by_values:?} vs {by_unstored:?}");
-                prop_assert!(same(&by_values, &by_ints), "{by_values:?} vs {by_ints:?}");
-                prop_assert!(!coarse || !ords.is_empty());
-                if !ords.is_empty() {
-                    let c = palette_candidate(&vals, mask, &ords, skip);
-                    let pal: Vec<u64> = c.palette.iter().flat_map(|p| p.iter()).collect();
-                    let domain = Domain::Palette(PaletteIndex::new(
-                        pal.iter().map(|&o| f32::from_ordered(o).to_f64()).collect(),
-                    ));
-                    let by_palette = fit::<f32>(&c.integ, &vals, &domain, dims, plan);
-                    prop_assert!(same(&by_values, &by_palette), "{by_values:?} vs {by_palette:?}");
-                }
-            }
+            check_value_domain_fit(&vals, dims, plan, coarse)?;
+            // `f64`: wide integer planes (and other values: not the `f32` ones widened).
+            let wide: Vec<f64> = vals.iter().map(|&v| f64::from(v) * (1.0 + 1e-12)).collect();
+            check_value_domain_fit(&wide, dims, plan, coarse)?;
         }
 
         /// The encoder's row of interior predictions is bit for bit the decoder's point by
@@ -3334,6 +3299,68 @@ mod tests {
             prop_assert!(!interior_row(&vals, vals.len() + 100, &back, &wk, c0, n_taps, &mut [0.0; 8]));
             prop_assert!(!interior_row(&vals, 0, &back, &wk, c0, n_taps, &mut [0.0; 8]));
         }
+    }
+
+    /// The checks of `value_domain_fit_is_the_integer_domain_fit` on one block.
+    fn check_value_domain_fit<T: Float>(
+        vals: &[T],
+        dims: BlockDims,
+        plan: FitPlan,
+        coarse: bool,
+    ) -> Result<(), TestCaseError> {
+        let base = detect_exceptions(vals);
+        let zeros: Vec<bool> = vals
+            .iter()
+            .zip(&base)
+            .map(|(v, &e)| e || v.to_bits_u64() == 0)
+            .collect();
+        let ords = distinct_ords(vals, &base);
+        let zero_key = ords.binary_search(&T::from_bits_u64(0).to_ordered()).ok();
+        let same = |a: &Fitted, b: &Fitted| {
+            let bits = |w: &[f64]| w.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            a.kind == b.kind
+                && bits(&a.w_in) == bits(&b.w_in)
+                && bits(&a.w_full) == bits(&b.w_full)
+                && a.lo.to_bits() == b.lo.to_bits()
+                && a.hi.to_bits() == b.hi.to_bits()
+        };
+        for (mask, skip) in [(&base, None), (&zeros, zero_key)] {
+            let by_values = fit_values(vals, mask, dims, plan);
+            // The ordered integers as a stored plane (`Source::ordered` keeps none).
+            let plane = melloc_core::integer::integerize_planes(vals, mask);
+            prop_assert_eq!(plane.kind, Integerisation::Ordered);
+            let core = Source {
+                kind: plane.kind,
+                ints: match plane.ints {
+                    IntPlane::Narrow(v) => Ints::Narrow(v),
+                    IntPlane::Wide(v) => Ints::Wide(v),
+                },
+                fixes: Ints::Narrow(Vec::new()),
+                is_exception: Cow::Borrowed(mask),
+            };
+            let domain = Domain::Int(core.kind);
+            let by_ints = fit::<T>(&core, vals, &domain, dims, plan);
+            let by_unstored = fit::<T>(&Source::ordered(mask), vals, &domain, dims, plan);
+            prop_assert!(
+                same(&by_values, &by_unstored),
+                "{by_values:?} vs {by_unstored:?}"
+            );
+            prop_assert!(same(&by_values, &by_ints), "{by_values:?} vs {by_ints:?}");
+            prop_assert!(!coarse || !ords.is_empty());
+            if !ords.is_empty() {
+                let c = palette_candidate(vals, mask, &ords, skip);
+                let pal: Vec<u64> = c.palette.iter().flat_map(|p| p.iter()).collect();
+                let domain = Domain::Palette(PaletteIndex::new(
+                    pal.iter().map(|&o| T::from_ordered(o).to_f64()).collect(),
+                ));
+                let by_palette = fit::<T>(&c.integ, vals, &domain, dims, plan);
+                prop_assert!(
+                    same(&by_values, &by_palette),
+                    "{by_values:?} vs {by_palette:?}"
+                );
+            }
+        }
+        Ok(())
     }
 
     fn roundtrip<T: Float>(values: &[T], dims: BlockDims) -> usize {
