@@ -1703,6 +1703,27 @@ struct Fitted {
     hi: f64,
 }
 
+impl Fitted {
+    /// A fit with weights `(w_in, w_full)` and the range `[lo, hi]` of the valid domain values
+    /// (stored as `[0, 0]` when there is no valid value: `lo > hi`).
+    fn new(
+        kind: StencilKind,
+        plan: FitPlan,
+        (w_in, w_full): (Vec<f64>, Vec<f64>),
+        (lo, hi): (f64, f64),
+    ) -> Self {
+        let (lo, hi) = if lo > hi { (0.0, 0.0) } else { (lo, hi) };
+        Self {
+            kind,
+            lag: plan.lag,
+            w_in,
+            w_full,
+            lo,
+            hi,
+        }
+    }
+}
+
 /// Fits shared by the candidates of one block (or of one row sample) whose domain value is
 /// the value itself (ordered bits and palettes), by their exception mask: `[base, zeros]`.
 ///
@@ -1755,16 +1776,12 @@ fn fit<T: Float>(
             }
         }
     }
-    if lo > hi {
-        lo = 0.0;
-        hi = 0.0;
-    }
     let st = Stencil::new(kind, dims.n_rows, dims.n_cols, plan.lag);
     let d3 = (dims.n_slices, dims.n_rows, dims.n_cols);
     let exc = &integ.is_exception[..];
     // The fit reads its sample points' domain values from the integers on demand where every
     // slice shares one domain; per-slice grids fill a plane first.
-    let (w_in, w_full) = match (&integ.ints, domain) {
+    let weights = match (&integ.ints, domain) {
         (Ints::Narrow(k), Domain::Int(g @ Integerisation::Grid { .. })) => {
             let g = *g;
             fit_plane(
@@ -1830,14 +1847,7 @@ fn fit<T: Float>(
             fit_plane(&st, &plane, d3, plan)
         }
     };
-    Fitted {
-        kind,
-        lag: plan.lag,
-        w_in,
-        w_full,
-        lo,
-        hi,
-    }
+    Fitted::new(kind, plan, weights, (lo, hi))
 }
 
 /// The stencil of a block of `dims`.
@@ -1868,26 +1878,11 @@ fn fit_values<T: Float>(
     let kind = stencil_kind(dims);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     widen_range(values, is_exception, (&mut lo, &mut hi), |v| v.to_f64());
-    if lo > hi {
-        lo = 0.0;
-        hi = 0.0;
-    }
     let st = Stencil::new(kind, dims.n_rows, dims.n_cols, plan.lag);
     let d3 = (dims.n_slices, dims.n_rows, dims.n_cols);
-    let (w_in, w_full) = fit_plane(
-        &st,
-        &IntsPlane::new(values, is_exception, |v: T| v.to_f64()),
-        d3,
-        plan,
-    );
-    Fitted {
-        kind,
-        lag: plan.lag,
-        w_in,
-        w_full,
-        lo,
-        hi,
-    }
+    let plane = IntsPlane::new(values, is_exception, |v: T| v.to_f64());
+    let weights = fit_plane(&st, &plane, d3, plan);
+    Fitted::new(kind, plan, weights, (lo, hi))
 }
 
 /// Widens `[lo, hi]` to `domain(ints[p])` of the points that are not exceptions.
