@@ -2644,6 +2644,8 @@ fn slice_grid_candidate<T: Float>(
         fixes.extend(f);
     }
     Some(Candidate {
+        // `Ordered` is only the header's kind here: the planes hold per-slice grid indices
+        // (never to be read as `Ints::Ordered`, which `Source::new` does not produce).
         integ: Source::new(Integerisation::Ordered, ints, fixes, mask.to_vec()),
         palette: None,
         slice_grids: grids.to_vec(),
