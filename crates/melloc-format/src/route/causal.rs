@@ -918,22 +918,15 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
     // with short stretches of valid points: 1934M -> 2024M instructions). Rejected: the bulk
     // path only for rows with at least a quarter of valid points (PrecipRate 2052M, V-foam
     // 551M -> 558M).
-    let fast = if !IO::DECODES { src } else { None };
-    let row_buf = if fast.is_some() { n_cols } else { 0 };
+    // Only the encoder has a source (`src_all` is `None` in the decoder's instance).
+    let is_fast = src.is_some();
+    let row_buf = if is_fast { n_cols } else { 0 };
     let (mut pred_row, mut pi_row, mut r_row) = (
         vec![0.0f64; row_buf],
         vec![0i64; row_buf],
         vec![0i64; row_buf],
     );
-    let mut run_want = vec![
-        false;
-        if fast.is_some() && hdr.runs {
-            n_groups
-        } else {
-            0
-        }
-    ];
-    let is_fast = fast.is_some();
+    let mut run_want = vec![false; if is_fast && hdr.runs { n_groups } else { 0 }];
     for s in 0..n_slices {
         let kind = domain.at_slice(s);
         let full = s >= hdr.lag && has_prev;
@@ -1016,7 +1009,7 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
         let max_back = back[..n_taps].iter().map(|&b| signed(b)).max().unwrap_or(0);
         let min_back = back[..n_taps].iter().map(|&b| signed(b)).min().unwrap_or(0);
         let (c_lo, c_hi) = (st.left.max(1), n_cols.saturating_sub(st.right.max(1)));
-        if let Some(src) = fast {
+        if let Some(src) = src {
             if let Some(dst) = vals.get_mut(q0..q0 + slice) {
                 fill_domain::<T, R>(dst, src, src_values, s * slice, kind);
             }
@@ -1089,7 +1082,7 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                     }
                 };
             }
-            if let Some(src) = fast {
+            if let Some(src) = src {
                 let row_q = q0 + i * n_cols;
                 let start = s * slice + i * n_cols;
                 // The row's run groups first (the encoder codes the decision it wants): their
@@ -1209,11 +1202,7 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                     let g = j / RUN_GROUP;
                     let end = (j + RUN_GROUP).min(n_cols);
                     let len = end - j;
-                    let want = if is_fast {
-                        run_want.get(g).copied().unwrap_or(false)
-                    } else {
-                        src.is_some_and(|src| repeats_w(src, src_values, idx, len))
-                    };
+                    let want = run_want.get(g).copied().unwrap_or(false);
                     let above = i > 0 && run_above.get(g).copied().unwrap_or(false);
                     let rctx = usize::from(run_row[g - 1]) | usize::from(above) << 1;
                     let hit = io.bit(&mut m.run[rctx], want);
@@ -1302,12 +1291,11 @@ fn run_as<T: Float, IO: Io, const EXC: bool, R: RingVal>(
                         continue;
                     }
                 }
+                // The decoder codes no residual of its own (its `Io` decodes one).
                 let (pi, r) = if is_fast {
                     (pi_row[j], r_row[j])
                 } else {
-                    let pi = kind.int_of_prediction::<T>(pred);
-                    let int = src.map_or(0, |s| s.ints.get(src_values, &s.is_exception, idx));
-                    (pi, int.wrapping_sub(pi))
+                    (kind.int_of_prediction::<T>(pred), 0)
                 };
                 // Version 5: no adaptive mantissa bits; version 6: tree-coded lengths.
                 let (r, b) = if hdr.version >= 6 {
@@ -1425,73 +1413,56 @@ fn residual_row<T: Float>(
     pi: &mut [i64],
     r: &mut [i64],
 ) {
+    /// `pi[t]` and `r[t]` for `t < n` from the integer `int(t)` of each point.
     #[inline(always)]
-    fn go<I: Copy + Into<i64>>(
-        ints: &[I],
+    fn go(
+        n: usize,
+        int: impl Fn(usize) -> i64,
         pred: &[f64],
         pi: &mut [i64],
         r: &mut [i64],
         map: impl Fn(f64) -> i64,
     ) {
-        for (((&k, &p), pi), r) in ints.iter().zip(pred).zip(pi).zip(r) {
-            *pi = map(p);
-            *r = k.into().wrapping_sub(*pi);
+        let n = n.min(pred.len()).min(pi.len()).min(r.len());
+        let (pred, pi, r) = (&pred[..n], &mut pi[..n], &mut r[..n]);
+        for t in 0..n {
+            pi[t] = map(pred[t]);
+            r[t] = int(t).wrapping_sub(pi[t]);
         }
     }
+    /// [`go`] with one loop per integerisation, not a dispatch per point.
     #[inline(always)]
-    fn on<I: Copy + Into<i64>, T: Float>(
+    fn on<T: Float>(
         kind: SliceDomain,
-        ints: &[I],
+        n: usize,
+        int: impl Fn(usize) -> i64,
         pred: &[f64],
         pi: &mut [i64],
         r: &mut [i64],
     ) {
-        // One loop per integerisation, not a dispatch per point.
         match kind {
-            SliceDomain::Int(Integerisation::Ordered) => go(ints, pred, pi, r, |p| {
+            SliceDomain::Int(Integerisation::Ordered) => go(n, int, pred, pi, r, |p| {
                 Integerisation::Ordered.int_of_prediction::<T>(p)
             }),
-            SliceDomain::Int(g) => go(ints, pred, pi, r, |p| g.int_of_prediction::<T>(p)),
-            _ => go(ints, pred, pi, r, |p| kind.int_of_prediction::<T>(p)),
+            SliceDomain::Int(g) => go(n, int, pred, pi, r, |p| g.int_of_prediction::<T>(p)),
+            _ => go(n, int, pred, pi, r, |p| kind.int_of_prediction::<T>(p)),
         }
     }
     let end = start.saturating_add(pred.len());
     match &src.ints {
-        Ints::Narrow(v) => on::<_, T>(kind, v.get(start..end).unwrap_or(&[]), pred, pi, r),
-        Ints::Wide(v) => on::<_, T>(kind, v.get(start..end).unwrap_or(&[]), pred, pi, r),
+        Ints::Narrow(v) => {
+            let v = v.get(start..end).unwrap_or(&[]);
+            on::<T>(kind, v.len(), |t| i64::from(v[t]), pred, pi, r);
+        }
+        Ints::Wide(v) => {
+            let v = v.get(start..end).unwrap_or(&[]);
+            on::<T>(kind, v.len(), |t| v[t], pred, pi, r);
+        }
         Ints::Ordered => {
-            let (Some(v), Some(e)) = (values.get(start..end), src.is_exception.get(start..end))
-            else {
-                return;
-            };
-            #[inline(always)]
-            fn go_ordered<T: Float>(
-                v: &[T],
-                e: &[bool],
-                pred: &[f64],
-                pi: &mut [i64],
-                r: &mut [i64],
-                map: impl Fn(f64) -> i64,
-            ) {
-                let n = v
-                    .len()
-                    .min(e.len())
-                    .min(pred.len())
-                    .min(pi.len())
-                    .min(r.len());
-                let (v, e, pred) = (&v[..n], &e[..n], &pred[..n]);
-                let (pi, r) = (&mut pi[..n], &mut r[..n]);
-                for t in 0..n {
-                    pi[t] = map(pred[t]);
-                    r[t] = ordered_int(v[t], e[t]).wrapping_sub(pi[t]);
-                }
-            }
-            match kind {
-                SliceDomain::Int(Integerisation::Ordered) => go_ordered(v, e, pred, pi, r, |p| {
-                    Integerisation::Ordered.int_of_prediction::<T>(p)
-                }),
-                _ => go_ordered(v, e, pred, pi, r, |p| kind.int_of_prediction::<T>(p)),
-            }
+            let v = values.get(start..end).unwrap_or(&[]);
+            let e = src.is_exception.get(start..end).unwrap_or(&[]);
+            let n = v.len().min(e.len());
+            on::<T>(kind, n, |t| ordered_int(v[t], e[t]), pred, pi, r);
         }
     }
 }
