@@ -2046,14 +2046,16 @@ fn encode_integ<T: Float>(
     let has_fixes = palette.is_none() && integ.fixes.any_nonzero();
     // The first `DICT_MAX` distinct exception bit patterns, in position order.
     let mut dict: Vec<u64> = Vec::new();
-    let exceptions = values
-        .iter()
-        .zip(&integ.is_exception[..])
-        .filter(|(_, &e)| e);
-    for (v, _) in exceptions.take(if has_exceptions { usize::MAX } else { 0 }) {
-        let b = v.to_bits_u64();
-        if dict.len() < DICT_MAX && !dict.contains(&b) {
-            dict.push(b);
+    if has_exceptions {
+        for (v, _) in values
+            .iter()
+            .zip(&integ.is_exception[..])
+            .filter(|(_, &e)| e)
+        {
+            let b = v.to_bits_u64();
+            if dict.len() < DICT_MAX && !dict.contains(&b) {
+                dict.push(b);
+            }
         }
     }
     let hdr = Header {
@@ -2439,6 +2441,21 @@ impl<'a> Source<'a> {
             is_exception: Cow::Borrowed(is_exception),
         }
     }
+    /// The integerisation of `values` under `is_exception` on `grid` ([`detect_grid`]'s
+    /// result for them), as `integerize_planes` gives it; ordered bits keep no plane.
+    fn on_grid<T: Float>(
+        values: &[T],
+        is_exception: &'a [bool],
+        grid: Option<Integerisation>,
+    ) -> Self {
+        match grid {
+            None => Self::ordered(is_exception),
+            grid => Self::from_planes(
+                integerize_planes_on(values, is_exception, grid),
+                is_exception,
+            ),
+        }
+    }
     /// The ordered-bits integerisation of a block under `is_exception`, without a plane: its
     /// integers are recomputed from the values where they are read ([`Ints::Ordered`]).
     fn ordered(is_exception: &'a [bool]) -> Self {
@@ -2687,41 +2704,27 @@ impl Recipe {
         base_grid: Option<Option<Integerisation>>,
     ) -> Option<Candidate<'a>> {
         let mask = |zeros: bool| if zeros { zero_mask } else { Some(base_mask) };
-        let mut c = match self {
-            Recipe::Core { zeros: false } if base_grid.is_some() => Candidate {
-                integ: match base_grid.flatten() {
-                    None => Source::ordered(base_mask),
-                    grid => Source::from_planes(
-                        integerize_planes_on(values, base_mask, grid),
-                        base_mask,
-                    ),
-                },
-                palette: None,
-                slice_grids: Vec::new(),
-                fit_key: None,
-            },
-            Recipe::Core { zeros } => Candidate {
-                integ: {
-                    let mask = mask(*zeros)?;
-                    match detect_grid(values, mask) {
-                        None => Source::ordered(mask),
-                        grid => Source::from_planes(integerize_planes_on(values, mask, grid), mask),
-                    }
-                },
-                palette: None,
-                slice_grids: Vec::new(),
-                fit_key: None,
-            },
-            Recipe::SliceGrids(grids) => slice_grid_candidate(values, base_mask, dims, grids)?,
-            Recipe::Palette { zeros, skip } => {
-                palette_candidate(values, mask(*zeros)?, ords?, *skip)
+        // Ordered bits and palettes have the value itself as domain value: `fit_key`.
+        let c = match self {
+            Recipe::Core { zeros } => {
+                let mask = mask(*zeros)?;
+                let grid = match base_grid {
+                    Some(grid) if !*zeros => grid,
+                    _ => detect_grid(values, mask),
+                };
+                let integ = Source::on_grid(values, mask, grid);
+                Candidate {
+                    fit_key: (integ.kind == Integerisation::Ordered).then_some(*zeros),
+                    integ,
+                    palette: None,
+                    slice_grids: Vec::new(),
+                }
             }
-        };
-        // Ordered bits and palettes: the domain value of a valid point is its value.
-        c.fit_key = match self {
-            Recipe::Core { zeros } if c.integ.kind == Integerisation::Ordered => Some(*zeros),
-            Recipe::Palette { zeros, .. } => Some(*zeros),
-            _ => None,
+            Recipe::SliceGrids(grids) => slice_grid_candidate(values, base_mask, dims, grids)?,
+            Recipe::Palette { zeros, skip } => Candidate {
+                fit_key: Some(*zeros),
+                ..palette_candidate(values, mask(*zeros)?, ords?, *skip)
+            },
         };
         Some(c)
     }
