@@ -115,8 +115,8 @@ impl RangeEncoder {
         let pv = u32::from(*p);
         let bound = (self.range >> 16) * pv;
         let range_one = self.range.wrapping_sub(bound);
-        self.low += u64::from(if bit { bound } else { 0 });
-        self.range = if bit { range_one } else { bound };
+        self.low += u64::from(std::hint::select_unpredictable(bit, bound, 0));
+        self.range = std::hint::select_unpredictable(bit, range_one, bound);
         *p = adapt(pv, 0u32.wrapping_sub(u32::from(bit)));
         if self.range < TOP {
             self.normalize();
@@ -366,16 +366,16 @@ impl WideEncoder {
     pub fn encode_bit(&mut self, p: &mut u16, bit: bool) {
         let pv = u32::from(*p);
         let bound = (self.range >> 16) * u64::from(pv);
-        let (low, carry) = self.low.overflowing_add(if bit { bound } else { 0 });
+        // Both outcomes selected without a branch: a residual's bits are close to random, and
+        // a branch on `bit` here mispredicted 1.4M times encoding TREFHT (callgrind).
+        let (low, carry) = self
+            .low
+            .overflowing_add(std::hint::select_unpredictable(bit, bound, 0));
         self.low = low;
         if carry {
             self.propagate_carry();
         }
-        self.range = if bit {
-            self.range.wrapping_sub(bound)
-        } else {
-            bound
-        };
+        self.range = std::hint::select_unpredictable(bit, self.range.wrapping_sub(bound), bound);
         *p = adapt_with::<WIDE_SHIFT>(pv, 0u32.wrapping_sub(u32::from(bit)));
         if self.range >> 32 == 0 {
             self.out
@@ -619,11 +619,19 @@ impl BinaryDecoder for WideDecoder<'_> {
 }
 
 /// Packs raw bits (LSB first) into bytes.
+///
+/// Fewer than 8 bits are pending after each write: every write stores 8 bytes of the
+/// accumulator at the end of the bytes written (into zeroed room kept ahead of them) and
+/// advances by the whole bytes it completed, so that no branch depends on the bits written.
+/// The flush was a branch ("32 bits pending?") that mispredicted 362K times encoding TREFHT
+/// (callgrind), as often as raw bits are written.
 #[derive(Debug, Default)]
 pub struct BitWriter {
     acc: u64,
     n_acc: u32,
+    /// The bytes written (`..pos`), then zeroed room.
     out: Vec<u8>,
+    pos: usize,
 }
 
 impl BitWriter {
@@ -633,9 +641,9 @@ impl BitWriter {
     }
 
     /// Appends the low `n_bits` (0..=64) bits of `value`.
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, value: u64, n_bits: u32) {
-        if n_bits > 32 {
+        if n_bits > 56 {
             self.write_small(value & 0xFFFF_FFFF, 32);
             self.write_small(value >> 32, n_bits - 32);
         } else {
@@ -643,25 +651,37 @@ impl BitWriter {
         }
     }
 
-    /// Appends the low `n_bits` (0..=32) bits of `value`; `n_acc < 32` before and after.
+    /// Appends the low `n_bits` (0..=56) bits of `value`; `n_acc < 8` before and after.
     #[inline(always)]
     fn write_small(&mut self, value: u64, n_bits: u32) {
         let v = value & ((1u64 << n_bits) - 1);
         self.acc |= v << self.n_acc;
         self.n_acc += n_bits;
-        if self.n_acc >= 32 {
-            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
-            self.acc >>= 32;
-            self.n_acc -= 32;
+        if self.out.len() < self.pos + 8 {
+            self.grow();
         }
+        if let Some(w) = self.out.get_mut(self.pos..self.pos + 8) {
+            w.copy_from_slice(&self.acc.to_le_bytes());
+        }
+        let whole = self.n_acc >> 3;
+        self.pos += whole as usize;
+        self.acc >>= whole * 8;
+        self.n_acc &= 7;
+    }
+
+    /// More zeroed room (doubling).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let len = (self.out.len() * 2).max(self.pos + 64);
+        self.out.resize(len, 0);
     }
 
     /// Flushes and returns the bytes.
     pub fn finish(mut self) -> Vec<u8> {
-        while self.n_acc > 0 {
+        self.out.truncate(self.pos);
+        if self.n_acc > 0 {
             self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n_acc = self.n_acc.saturating_sub(8);
         }
         self.out
     }
@@ -1353,6 +1373,25 @@ mod tests {
     }
 
     proptest! {
+        /// The bytes are the plain LSB-first packing of the bits written, whatever the widths
+        /// (the format's raw streams), with the last byte zero-padded.
+        #[test]
+        fn prop_bit_writer_packs_lsb_first(
+            writes in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..400),
+        ) {
+            let mut w = BitWriter::new();
+            let mut bits: Vec<bool> = Vec::new();
+            for &(v, n) in &writes {
+                w.write(v, n);
+                bits.extend((0..n).map(|k| (v >> k) & 1 != 0));
+            }
+            let want: Vec<u8> = bits
+                .chunks(8)
+                .map(|c| c.iter().rev().fold(0u8, |b, &x| (b << 1) | u8::from(x)))
+                .collect();
+            prop_assert_eq!(w.finish(), want);
+        }
+
         #[test]
         fn prop_wide_roundtrip(
             bits in proptest::collection::vec((any::<u8>(), any::<bool>()), 0..3000),
