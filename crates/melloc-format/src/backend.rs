@@ -20,7 +20,10 @@ const PROBE_MIN_GAIN: f64 = 0.98;
 /// about as much time as the route itself (zstd -9 runs at ~55 MB/s on such data). So for a
 /// section larger than six probes, three probes (start, middle, end) are compressed first and
 /// the back end runs on the whole section only if they shrink by at least 2%.
-pub fn encode_section(raw: &[u8], spec: BackendSpec) -> Result<(u8, Vec<u8>)> {
+///
+/// `raw` is returned as it is when it is stored with `none` (no copy: the sections of a chunk
+/// are its size again).
+pub fn encode_section(raw: Vec<u8>, spec: BackendSpec) -> Result<(u8, Vec<u8>)> {
     if raw.len() > 6 * PROBE_LEN && spec != BackendSpec::None {
         let mid = raw.len() / 2 - PROBE_LEN / 2;
         let mut probed = 0usize;
@@ -29,12 +32,12 @@ pub fn encode_section(raw: &[u8], spec: BackendSpec) -> Result<(u8, Vec<u8>)> {
                 .map_or(PROBE_LEN, |(_, b)| b.len());
         }
         if probed as f64 > PROBE_MIN_GAIN * (3 * PROBE_LEN) as f64 {
-            return Ok((wire::BACKEND_NONE, raw.to_vec()));
+            return Ok((wire::BACKEND_NONE, raw));
         }
     }
-    match compress_with(raw, spec)? {
+    match compress_with(&raw, spec)? {
         Some((code, bytes)) if bytes.len() < raw.len() => Ok((code, bytes)),
-        _ => Ok((wire::BACKEND_NONE, raw.to_vec())),
+        _ => Ok((wire::BACKEND_NONE, raw)),
     }
 }
 
@@ -119,12 +122,12 @@ mod tests {
             .collect();
         for spec in [BackendSpec::Zstd(3), BackendSpec::Lz4, BackendSpec::None] {
             for data in [&compressible, &random] {
-                let (code, stored) = encode_section(data, spec).unwrap();
+                let (code, stored) = encode_section(data.to_vec(), spec).unwrap();
                 assert!(stored.len() <= data.len());
                 assert_eq!(&decode_section(code, &stored, data.len()).unwrap(), data);
             }
         }
-        let (code, _) = encode_section(&random, BackendSpec::Zstd(3)).unwrap();
+        let (code, _) = encode_section(random.clone(), BackendSpec::Zstd(3)).unwrap();
         assert_eq!(code, wire::BACKEND_NONE);
     }
 
@@ -139,19 +142,19 @@ mod tests {
                 (x >> 40) as u8
             })
             .collect();
-        let (code, stored) = encode_section(&noise, BackendSpec::Zstd(9)).unwrap();
+        let (code, stored) = encode_section(noise.clone(), BackendSpec::Zstd(9)).unwrap();
         assert_eq!((code, stored.len()), (wire::BACKEND_NONE, noise.len()));
         // Compressible only in its middle: the middle probe finds it.
         let mut mixed = noise.clone();
         mixed[60_000..140_000].fill(0);
-        let (code, stored) = encode_section(&mixed, BackendSpec::Zstd(9)).unwrap();
+        let (code, stored) = encode_section(mixed.clone(), BackendSpec::Zstd(9)).unwrap();
         assert_eq!(code, wire::BACKEND_ZSTD);
         assert_eq!(decode_section(code, &stored, mixed.len()).unwrap(), mixed);
     }
 
     #[test]
     fn wrong_length_or_garbage_is_an_error() {
-        let (code, stored) = encode_section(&[1u8; 5000], BackendSpec::Zstd(3)).unwrap();
+        let (code, stored) = encode_section(vec![1u8; 5000], BackendSpec::Zstd(3)).unwrap();
         assert!(decode_section(code, &stored, 4999).is_err());
         assert!(decode_section(wire::BACKEND_ZSTD, b"garbage", 100).is_err());
         assert!(decode_section(wire::BACKEND_LZ4, &[0xff; 12], 100).is_err());

@@ -712,22 +712,7 @@ fn encode_chunk<T: Float>(
         let Ok(sections) = route::encode(id, values, dims, route_cfg) else {
             continue;
         };
-        let mut stored = Vec::with_capacity(sections.len());
-        for s in sections {
-            let (backend, data) = encode_section(&s.data, cfg.backend)?;
-            stored.push(StoredSection {
-                kind: s.kind,
-                backend,
-                raw_len: s.data.len() as u64,
-                data,
-            });
-        }
-        let bytes = StoredChunk {
-            route: id,
-            sections: stored,
-        }
-        .to_bytes()?;
-        encoded.push((id, bytes));
+        encoded.push((id, store_chunk(id, sections, cfg.backend)?));
     }
     encoded.sort_by_key(|(_, b)| b.len());
     for (id, bytes) in encoded {
@@ -738,24 +723,38 @@ fn encode_chunk<T: Float>(
     }
     // Every candidate failed verification (or none ran): the raw route always round-trips.
     let sections = route::encode(RouteId::Raw, values, dims, route_cfg)?;
+    Ok((RouteId::Raw, store_chunk(RouteId::Raw, sections, cfg.backend)?))
+}
+
+/// Serialises a chunk of route `id`: each section through the back end (sections the route
+/// has entropy-coded itself go as they are, see [`route::backend_may_help`]).
+fn store_chunk(
+    id: RouteId,
+    sections: Vec<crate::section::Section>,
+    backend: crate::config::BackendSpec,
+) -> Result<Vec<u8>> {
     let stored = sections
         .into_iter()
         .map(|s| {
-            let (backend, data) = encode_section(&s.data, cfg.backend)?;
+            let raw_len = s.data.len() as u64;
+            let (backend, data) = if route::backend_may_help(id, s.kind) {
+                encode_section(s.data, backend)?
+            } else {
+                (crate::wire::BACKEND_NONE, s.data)
+            };
             Ok(StoredSection {
                 kind: s.kind,
                 backend,
-                raw_len: s.data.len() as u64,
+                raw_len,
                 data,
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = StoredChunk {
-        route: RouteId::Raw,
+    StoredChunk {
+        route: id,
         sections: stored,
     }
-    .to_bytes()?;
-    Ok((RouteId::Raw, bytes))
+    .to_bytes()
 }
 
 /// Whether the raw route might beat `best` bytes: the back end is run on `RAW_PROBE_WINDOWS`

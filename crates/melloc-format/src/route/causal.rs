@@ -90,7 +90,7 @@ use crate::residual::{
 use crate::section::{expect_section, Section};
 
 const KIND_HEADER: u8 = 0;
-const KIND_RC: u8 = 1;
+pub(crate) const KIND_RC: u8 = 1;
 const KIND_RAW: u8 = 2;
 /// Section layout version. 6: the wide range coder and tree-coded residual lengths (format
 /// 1.3); 5: no adaptive mantissa bits in residuals (1.2); 4: the
