@@ -723,7 +723,10 @@ fn encode_chunk<T: Float>(
     }
     // Every candidate failed verification (or none ran): the raw route always round-trips.
     let sections = route::encode(RouteId::Raw, values, dims, route_cfg)?;
-    Ok((RouteId::Raw, store_chunk(RouteId::Raw, sections, cfg.backend)?))
+    Ok((
+        RouteId::Raw,
+        store_chunk(RouteId::Raw, sections, cfg.backend)?,
+    ))
 }
 
 /// Serialises a chunk of route `id`: each section through the back end (sections the route
