@@ -740,7 +740,7 @@ fn store_chunk(
         .into_iter()
         .map(|s| {
             let raw_len = s.data.len() as u64;
-            let (backend, data) = if route::backend_may_help(id, s.kind) {
+            let (backend, data) = if route::backend_may_help(id, s.kind, s.data.len()) {
                 encode_section(s.data, backend)?
             } else {
                 (crate::wire::BACKEND_NONE, s.data)

@@ -2005,7 +2005,9 @@ fn choose_lag<T: Float>(values: &[T], is_exception: &[bool], dims: BlockDims) ->
         // Four running sums, without a branch (a single sum was a chain of dependent
         // additions, and the branch on invalid points mispredicts on masked fields). Their
         // rounding differs from one sum's only in the last bits of a mean; every lag choice on
-        // the 40 shared fields is the same (all 80 outputs byte-identical).
+        // the 40 shared fields is the same (all 80 outputs byte-identical). (`f32` values sum
+        // exactly either way; a review built an `f64` block whose two lags tie within ~1e-16,
+        // where the choice flips.)
         let (mut sums, mut cnts) = ([0.0f64; 4], [0usize; 4]);
         let (qa, qb) = (a.chunks_exact(4), b.chunks_exact(4));
         let (ra, rb) = (qa.remainder(), qb.remainder());
@@ -2712,7 +2714,11 @@ fn palette_cost(palette: PaletteKeys, version: u8) -> usize {
 /// the sampled run does not code it. It was coded in the run too, and its share subtracted:
 /// twice the palette's coding per estimate (THETA-levitus: 198K entries, ~6 ms each time).
 /// Compress CPU (median of 7) THETA-levitus 59.7 -> 54.6 ms, fice 46.0 -> 41.5, V-foam 38.1
-/// -> 36.0, TS-lens6h 44.4 -> 42.7; all 80 outputs byte-identical.
+/// -> 36.0, TS-lens6h 44.4 -> 42.7; all 80 outputs of the 40 shared files byte-identical.
+/// The subtraction also cancelled the sampled run's own 8-byte flush against the palette's,
+/// so palette estimates were `8 * scale` bytes low against every other candidate's; now each
+/// estimate counts its run's flush alike. A review found 4 of 510 synthetic inputs whose
+/// choice flipped on such a near-tie (output -8..+5 bytes).
 fn estimate<T: Float>(
     c: &Candidate,
     sub: &[T],

@@ -41,12 +41,15 @@ pub fn encode<T: Float>(
     }
 }
 
-/// Whether the back end may shrink section `kind` of route `id`: not the causal route's
-/// range-coded stream, which is as dense as its model makes it. On the 40 shared fields no
-/// such section was ever stored with zstd; probing each (three 16 KiB zstd runs per chunk) was
-/// time spent for nothing. (The causal route's raw bits can shrink: z-eraint's 26766 -> 9884.)
-pub fn backend_may_help(id: RouteId, kind: u8) -> bool {
-    !(id == RouteId::Causal && kind == causal::KIND_RC)
+/// Whether the back end may shrink section `kind` (of `len` bytes) of route `id`: not the
+/// causal route's range-coded stream once it is 4 KiB or more, which is as dense as its model
+/// makes it. On the 40 shared fields no such section was ever stored with zstd; probing each
+/// (three 16 KiB zstd runs per chunk) was time spent for nothing. Short streams still try it:
+/// their start-up and 8-byte flush can be a large share (an all-NaN block's 32-byte stream
+/// shrank to 25 bytes with zstd). The causal route's raw bits can shrink (z-eraint's 26766 ->
+/// 9884).
+pub fn backend_may_help(id: RouteId, kind: u8, len: usize) -> bool {
+    !(id == RouteId::Causal && kind == causal::KIND_RC && len >= 4096)
 }
 
 /// Decodes a block written by route `id`.
