@@ -780,31 +780,35 @@ fn raw_could_win<T: Float>(values: &[T], best: usize, backend: BackendSpec) -> R
     const RAW_PROBE_WINDOWS: usize = 32;
     const WINDOW_VALUES_BYTES: usize = 4 << 10;
     let n_bytes = values.len() * T::N_BYTES;
-    if n_bytes <= 256 << 10 {
-        return Ok(true);
-    }
-    let per_window = WINDOW_VALUES_BYTES / T::N_BYTES;
-    let last_start = values.len() - per_window;
-    let mut sample = Vec::with_capacity(RAW_PROBE_WINDOWS * WINDOW_VALUES_BYTES);
-    for i in 0..RAW_PROBE_WINDOWS {
-        let start = i * last_start / (RAW_PROBE_WINDOWS - 1);
-        T::extend_le_bytes(&values[start..start + per_window], &mut sample);
-    }
-    let packed = packed_len(&sample, backend)?;
-    let estimate = packed as f64 * n_bytes as f64 / sample.len() as f64;
     let best = best as f64;
-    if estimate >= 1.25 * best {
-        return Ok(false);
+    // Chunks of 256 KiB or less skip the probe (raw was always encoded for them).
+    if n_bytes > 256 << 10 {
+        let per_window = WINDOW_VALUES_BYTES / T::N_BYTES;
+        let last_start = values.len() - per_window;
+        let mut sample = Vec::with_capacity(RAW_PROBE_WINDOWS * WINDOW_VALUES_BYTES);
+        for i in 0..RAW_PROBE_WINDOWS {
+            let start = i * last_start / (RAW_PROBE_WINDOWS - 1);
+            T::extend_le_bytes(&values[start..start + per_window], &mut sample);
+        }
+        let packed = packed_len(&sample, backend)?;
+        let estimate = packed as f64 * n_bytes as f64 / sample.len() as f64;
+        if estimate >= 1.25 * best {
+            return Ok(false);
+        }
+        if estimate < best {
+            return Ok(true);
+        }
     }
-    // Within the margin but not below `best`: zstd at level 1 over the whole chunk decides.
-    // On float bytes it is within a few percent of the higher levels (level 1 / level 9:
-    // TS-lens6h 0.99, W-wrf 1.00, surface-pressure 1.00, QCLOUD 1.02, v1-geoflow 1.01) at ~10x
-    // their speed (TS-lens6h: 944 vs 86 MB/s), so raw runs at the configured level only when
-    // level 1 comes within 10% of `best`. On the 40 files this skips the four full raw
-    // encodings that lost (QCLOUD, W-wrf, surface-pressure, TS-lens6h: raw 1.14-1.23x the
-    // modelled size); v1-geoflow, where raw wins, is below `best` and runs directly.
+    // Within the margin but not below `best` (or a small chunk): zstd at level 1 over the whole
+    // chunk decides. On float bytes it is within a few percent of the higher levels (level 1 /
+    // level 9: TS-lens6h 0.99, W-wrf 1.00, surface-pressure 1.00, QCLOUD 1.02, v1-geoflow
+    // 1.01) at ~10x their speed (TS-lens6h: 944 vs 86 MB/s), so raw runs at the configured
+    // level only when level 1 comes within 10% of `best`. On the 40 files this skips the four
+    // full raw encodings that lost (QCLOUD, W-wrf, surface-pressure, TS-lens6h: raw 1.14-1.23x
+    // the modelled size), and those of the three files under 256 KiB (tos, PS, PREH2O: 1.4-1.7x);
+    // v1-geoflow, where raw wins, is below `best` and runs directly.
     if let BackendSpec::Zstd(level) = backend {
-        if level > 1 && estimate >= best {
+        if level > 1 {
             let mut all = Vec::with_capacity(n_bytes);
             T::extend_le_bytes(values, &mut all);
             let fast = packed_len(&all, BackendSpec::Zstd(1))?;
@@ -1083,6 +1087,15 @@ mod tests {
         assert!(raw_could_win(&values, (fast / 1.05) as usize, level).unwrap());
         assert!(!raw_could_win(&values, (fast / 1.15) as usize, level).unwrap());
         assert!(!raw_could_win(&values, (fast / 2.0) as usize, level).unwrap());
+        // A chunk under 256 KiB (no probe): level 1 decides alone.
+        let small = &values[..1 << 14];
+        let mut all = Vec::new();
+        f32::extend_le_bytes(small, &mut all);
+        let fast = packed_len(&all, BackendSpec::Zstd(1)).unwrap() as f64;
+        assert!(raw_could_win(small, (fast / 1.05) as usize, level).unwrap());
+        assert!(!raw_could_win(small, (fast / 1.15) as usize, level).unwrap());
+        // Without a zstd level above 1 to save time on, raw always runs.
+        assert!(raw_could_win(small, 1, BackendSpec::Lz4).unwrap());
     }
 
     #[test]
