@@ -689,9 +689,9 @@ fn candidate_routes(spec: RouteSpec, effort: u8) -> Vec<RouteId> {
 ///
 /// Under `Auto`, the raw route (bytes through the back end) is only worth running in full when
 /// it could beat the modelled routes; running zstd over every chunk capped compression at
-/// ~55 MB/s. So a probe of 32 windows of 4 KiB estimates the raw size first, and raw is encoded
-/// in full only when that estimate is within 25% of the best modelled result (it always is
-/// encoded when nothing else succeeded, and for chunks under 256 KiB, where it is cheap).
+/// ~55 MB/s. So `raw_could_win` decides first: a probe of 32 windows of 4 KiB, then (inside
+/// the probe's 25% margin, and for chunks of 256 KiB or less) zstd level 1 over the whole
+/// chunk. Raw is always encoded when nothing else succeeded.
 fn encode_chunk<T: Float>(
     values: &[T],
     dims: BlockDims,
@@ -781,7 +781,7 @@ fn raw_could_win<T: Float>(values: &[T], best: usize, backend: BackendSpec) -> R
     const WINDOW_VALUES_BYTES: usize = 4 << 10;
     let n_bytes = values.len() * T::N_BYTES;
     let best = best as f64;
-    // Chunks of 256 KiB or less skip the probe (raw was always encoded for them).
+    // Chunks of 256 KiB or less skip the probe.
     if n_bytes > 256 << 10 {
         let per_window = WINDOW_VALUES_BYTES / T::N_BYTES;
         let last_start = values.len() - per_window;
