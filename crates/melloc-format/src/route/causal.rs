@@ -3359,8 +3359,9 @@ mod tests {
         };
         for (mask, skip) in [(&base, None), (&zeros, zero_key)] {
             let by_values = fit_values(vals, mask, dims, plan);
-            // The ordered integers as a stored plane (`Source::ordered` keeps none).
-            let plane = melloc_core::integer::integerize_planes(vals, mask);
+            // The ordered integers as a stored plane (`Source::ordered` keeps none); no grid
+            // detection, since coarse values can lie on one.
+            let plane = melloc_core::integer::integerize_planes_on(vals, mask, None);
             prop_assert_eq!(plane.kind, Integerisation::Ordered);
             let core = Source {
                 kind: plane.kind,
