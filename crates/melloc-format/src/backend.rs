@@ -25,16 +25,10 @@ const PROBE_MIN_GAIN: f64 = 0.98;
 /// are its size again).
 pub fn encode_section(raw: Vec<u8>, spec: BackendSpec) -> Result<(u8, Vec<u8>)> {
     if raw.len() > 6 * PROBE_LEN && spec != BackendSpec::None {
-        // The probes run zstd at level 1 whatever the level asked for: on sections of coded
-        // bits higher levels shrink no more than it does, at a tenth of its speed.
-        let probe_spec = match spec {
-            BackendSpec::Zstd(level) => BackendSpec::Zstd(level.min(1)),
-            other => other,
-        };
         let mid = raw.len() / 2 - PROBE_LEN / 2;
         let mut probed = 0usize;
         for start in [0, mid, raw.len() - PROBE_LEN] {
-            probed += compress_with(&raw[start..start + PROBE_LEN], probe_spec)?
+            probed += compress_with(&raw[start..start + PROBE_LEN], spec)?
                 .map_or(PROBE_LEN, |(_, b)| b.len());
         }
         if probed as f64 > PROBE_MIN_GAIN * (3 * PROBE_LEN) as f64 {
