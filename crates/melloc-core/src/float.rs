@@ -351,9 +351,18 @@ mod tests {
         }
 
         #[test]
-        fn ordered_is_monotone_f32(a in any::<f32>(), b in any::<f32>()) {
-            prop_assume!(a.is_finite() && b.is_finite() && a < b);
-            prop_assert!(a.to_ordered() < b.to_ordered());
+        fn ordered_is_monotone_f32(
+            a in prop::num::f32::ANY.prop_filter("finite", |v| v.is_finite()),
+            b in prop::num::f32::ANY.prop_filter("finite", |v| v.is_finite()),
+        ) {
+            // Ordered pairs without rejecting half the cases (`prop_assume!` ran out of
+            // rejects at 4000 cases); equal values (and -0.0 / +0.0) are not `<`.
+            let (a, b) = if a < b { (a, b) } else { (b, a) };
+            if a < b {
+                prop_assert!(a.to_ordered() < b.to_ordered());
+            } else {
+                prop_assert!(a.to_bits() == b.to_bits() || a == 0.0);
+            }
         }
     }
 }

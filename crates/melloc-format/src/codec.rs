@@ -689,9 +689,10 @@ fn candidate_routes(spec: RouteSpec, effort: u8) -> Vec<RouteId> {
 ///
 /// Under `Auto`, the raw route (bytes through the back end) is only worth running in full when
 /// it could beat the modelled routes; running zstd over every chunk capped compression at
-/// ~55 MB/s. So `raw_could_win` decides first: a probe of 32 windows of 4 KiB, then (inside
-/// the probe's 25% margin, and for chunks of 256 KiB or less) zstd level 1 over the whole
-/// chunk. Raw is always encoded when nothing else succeeded.
+/// ~55 MB/s. So `raw_could_win` decides first for chunks over 256 KiB: a probe of 32 windows
+/// of 4 KiB, then (inside the probe's 25% margin, at zstd levels up to 9) zstd level 1 over the
+/// whole chunk, scaled by the level's gain on the probe. Raw is always encoded when nothing
+/// else succeeded.
 fn encode_chunk<T: Float>(
     values: &[T],
     dims: BlockDims,
@@ -760,10 +761,13 @@ fn store_chunk(
     .to_bytes()
 }
 
-/// Whether the raw route might beat `best` bytes: the back end is run on `RAW_PROBE_WINDOWS`
-/// windows of the value bytes, evenly spaced from the first to the last value and compressed
-/// together, and the ratio extrapolated, with a 25% margin for the estimate's error; inside
-/// that margin (and not below `best`) zstd level 1 over the whole chunk decides (see below).
+/// Whether the raw route might beat `best` bytes. Chunks of 256 KiB or less always run it
+/// (it is cheap there, and zstd level 1 misjudges their short repeats: a 30x30 block of
+/// `-0.0` took 22 bytes at level 9 and 42 at level 1). Larger chunks are probed: the back end
+/// is run on `RAW_PROBE_WINDOWS` windows of the value bytes, evenly spaced from the first to
+/// the last value and compressed together, and the ratio extrapolated, with a 25% margin for
+/// the estimate's error. Inside that margin (and not below `best`), for zstd levels 2 to
+/// [`LEVEL_1_DECIDES_UP_TO`], zstd level 1 over the whole chunk decides (see below).
 ///
 /// Three 32 KiB windows (start, middle, end) underestimated radar-like and masked fields, whose
 /// edges are empty (estimate / real zstd size: RATE-rmi 0.55, FR-LAND 0.59, V-foam 0.70, fice
@@ -780,43 +784,52 @@ fn raw_could_win<T: Float>(values: &[T], best: usize, backend: BackendSpec) -> R
     const RAW_PROBE_WINDOWS: usize = 32;
     const WINDOW_VALUES_BYTES: usize = 4 << 10;
     let n_bytes = values.len() * T::N_BYTES;
-    let best = best as f64;
-    // Chunks of 256 KiB or less skip the probe.
-    if n_bytes > 256 << 10 {
-        let per_window = WINDOW_VALUES_BYTES / T::N_BYTES;
-        let last_start = values.len() - per_window;
-        let mut sample = Vec::with_capacity(RAW_PROBE_WINDOWS * WINDOW_VALUES_BYTES);
-        for i in 0..RAW_PROBE_WINDOWS {
-            let start = i * last_start / (RAW_PROBE_WINDOWS - 1);
-            T::extend_le_bytes(&values[start..start + per_window], &mut sample);
-        }
-        let packed = packed_len(&sample, backend)?;
-        let estimate = packed as f64 * n_bytes as f64 / sample.len() as f64;
-        if estimate >= 1.25 * best {
-            return Ok(false);
-        }
-        if estimate < best {
-            return Ok(true);
-        }
+    if n_bytes <= 256 << 10 {
+        return Ok(true);
     }
-    // Within the margin but not below `best` (or a small chunk): zstd at level 1 over the whole
-    // chunk decides. On float bytes it is within a few percent of the higher levels (level 1 /
-    // level 9: TS-lens6h 0.99, W-wrf 1.00, surface-pressure 1.00, QCLOUD 1.02, v1-geoflow
-    // 1.01) at ~10x their speed (TS-lens6h: 944 vs 86 MB/s), so raw runs at the configured
-    // level only when level 1 comes within 10% of `best`. On the 40 files this skips the four
-    // full raw encodings that lost (QCLOUD, W-wrf, surface-pressure, TS-lens6h: raw 1.14-1.23x
-    // the modelled size), and those of the three files under 256 KiB (tos, PS, PREH2O: 1.4-1.7x);
-    // v1-geoflow, where raw wins, is below `best` and runs directly.
+    let best = best as f64;
+    let per_window = WINDOW_VALUES_BYTES / T::N_BYTES;
+    let last_start = values.len() - per_window;
+    let mut sample = Vec::with_capacity(RAW_PROBE_WINDOWS * WINDOW_VALUES_BYTES);
+    for i in 0..RAW_PROBE_WINDOWS {
+        let start = i * last_start / (RAW_PROBE_WINDOWS - 1);
+        T::extend_le_bytes(&values[start..start + per_window], &mut sample);
+    }
+    let packed = packed_len(&sample, backend)?;
+    let estimate = packed as f64 * n_bytes as f64 / sample.len() as f64;
+    if estimate >= 1.25 * best {
+        return Ok(false);
+    }
+    if estimate < best {
+        return Ok(true);
+    }
+    // Inside the margin: zstd level 1 over the whole chunk, scaled by the configured level's
+    // gain over level 1 on the probe's sample, predicts raw's size; raw runs when that comes
+    // within 10% of `best`. On the floats of the 40 files level 1 is within a few percent of
+    // level 9 (level 1 / level 9: TS-lens6h 0.99, W-wrf 1.00, surface-pressure 1.00, QCLOUD
+    // 1.02, v1-geoflow 1.01) at ~10x its speed (TS-lens6h: 944 vs 86 MB/s); this skips the
+    // four full raw encodings that lost (QCLOUD, W-wrf, surface-pressure, TS-lens6h: raw
+    // 1.14-1.23x the modelled size). On byte-repetitive data level 9 gains more (level 1 /
+    // level 9 up to 1.2 on mixtures of noisy rows and repeated patterns, NaN-payload fields):
+    // level 1 alone skipped raw where it won by up to 1.9%; the sample's gain (predicted /
+    // true level-9 size 1.00-1.18 there, 1.00-1.01 on the real files) keeps those. Above
+    // level 9 (`--preset max`, zstd 19) the gain varies more (level 1 / level 19 up to 1.7)
+    // and raw runs whenever the probe is inside its margin.
     if let BackendSpec::Zstd(level) = backend {
-        if level > 1 {
+        if (2..=LEVEL_1_DECIDES_UP_TO).contains(&level) {
+            let sample_fast = packed_len(&sample, BackendSpec::Zstd(1))?;
             let mut all = Vec::with_capacity(n_bytes);
             T::extend_le_bytes(values, &mut all);
             let fast = packed_len(&all, BackendSpec::Zstd(1))?;
-            return Ok((fast as f64) < 1.1 * best);
+            let predicted = fast as f64 * packed as f64 / sample_fast.max(1) as f64;
+            return Ok(predicted < 1.1 * best);
         }
     }
     Ok(true)
 }
+
+/// The highest zstd level at which [`raw_could_win`] lets level 1 decide (the default level).
+const LEVEL_1_DECIDES_UP_TO: i32 = 9;
 
 fn same_bits<T: Float>(a: &[T], b: &[T]) -> bool {
     a.len() == b.len()
@@ -1064,9 +1077,15 @@ pub fn inspect(input: &[u8]) -> Result<FileInfo> {
 mod tests {
     use super::*;
 
-    /// The raw route is tried when it could win and skipped when even zstd level 1 over the
-    /// whole chunk is well above the best modelled size, although the probe is inside its
-    /// 25% margin.
+    /// Little-endian bytes of `values`.
+    fn le_bytes(values: &[f32]) -> Vec<u8> {
+        let mut all = Vec::new();
+        f32::extend_le_bytes(values, &mut all);
+        all
+    }
+
+    /// The raw route is tried when it could win and skipped, inside the probe's 25% margin,
+    /// when it would lose by more than 10%; small chunks, levels above 9 and lz4 always try it.
     #[test]
     fn raw_route_runs_only_when_it_could_win() {
         // 2^17 values from 16 patterns: uniform, so the probe estimates the whole well.
@@ -1079,23 +1098,48 @@ mod tests {
                 (x >> 60) as f32 * 0.37 + 100.0
             })
             .collect();
-        let mut all = Vec::new();
-        f32::extend_le_bytes(&values, &mut all);
-        let fast = packed_len(&all, BackendSpec::Zstd(1)).unwrap() as f64;
-        let level = BackendSpec::Zstd(9);
-        assert!(raw_could_win(&values, (fast * 2.0) as usize, level).unwrap());
-        assert!(raw_could_win(&values, (fast / 1.05) as usize, level).unwrap());
-        assert!(!raw_could_win(&values, (fast / 1.15) as usize, level).unwrap());
-        assert!(!raw_could_win(&values, (fast / 2.0) as usize, level).unwrap());
-        // A chunk under 256 KiB (no probe): level 1 decides alone.
-        let small = &values[..1 << 14];
-        let mut all = Vec::new();
-        f32::extend_le_bytes(small, &mut all);
-        let fast = packed_len(&all, BackendSpec::Zstd(1)).unwrap() as f64;
-        assert!(raw_could_win(small, (fast / 1.05) as usize, level).unwrap());
-        assert!(!raw_could_win(small, (fast / 1.15) as usize, level).unwrap());
-        // Without a zstd level above 1 to save time on, raw always runs.
-        assert!(raw_could_win(small, 1, BackendSpec::Lz4).unwrap());
+        let all = le_bytes(&values);
+        let (l9, l19) = (BackendSpec::Zstd(9), BackendSpec::Zstd(19));
+        let raw9 = packed_len(&all, l9).unwrap() as f64;
+        let raw19 = packed_len(&all, l19).unwrap() as f64;
+        let could = |best: f64, spec| raw_could_win(&values, best as usize, spec).unwrap();
+        assert!(could(raw9 * 2.0, l9));
+        assert!(could(raw9 * 1.02, l9));
+        assert!(
+            !could(raw9 / 1.2, l9),
+            "inside the probe's margin, lost by 20%"
+        );
+        assert!(!could(raw9 / 2.0, l9));
+        // Above the default level only the probe decides.
+        assert!(could(raw19 / 1.2, l19));
+        assert!(!could(raw19 / 2.0, l19));
+        let lz4 = packed_len(&all, BackendSpec::Lz4).unwrap() as f64;
+        assert!(could(lz4 / 1.1, BackendSpec::Lz4));
+        // Chunks of 256 KiB or less always run raw.
+        let small = &values[..1 << 16];
+        assert!(raw_could_win(small, 1, l9).unwrap());
+    }
+
+    /// Where level 9 gains much more than level 1 (NaNs with random 10-bit payloads: level 1
+    /// / level 9 = 1.17), raw still runs when it wins narrowly: level 1 alone would skip it.
+    #[test]
+    fn raw_route_runs_where_higher_levels_gain_more() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let values: Vec<f32> = (0..1 << 18)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                f32::from_bits(0x7fc0_0000 | (x % 1000) as u32)
+            })
+            .collect();
+        let all = le_bytes(&values);
+        let l9 = BackendSpec::Zstd(9);
+        let raw9 = packed_len(&all, l9).unwrap() as f64;
+        let raw1 = packed_len(&all, BackendSpec::Zstd(1)).unwrap() as f64;
+        assert!(raw1 > 1.1 * raw9, "level 1 / level 9 = {}", raw1 / raw9);
+        assert!(raw_could_win(&values, (raw9 * 1.01) as usize, l9).unwrap());
+        assert!(!raw_could_win(&values, (raw9 / 1.2) as usize, l9).unwrap());
     }
 
     #[test]
