@@ -14,6 +14,7 @@
 //! code over a slice and a `Cursor<Vec<u8>>`.
 
 use std::borrow::Cow;
+use std::collections::hash_map::{Entry, HashMap};
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -846,50 +847,49 @@ const LEVEL_1_DECIDES_UP_TO: i32 = 9;
 
 /// The share of `values` in rows that repeat an earlier row bit for bit, leaving out constant
 /// rows and rows repeating the same row of an earlier slice (the causal route codes both
-/// cheaply: runs, copy mode). Rows are found by a hash of their first `PREFIX` values and
-/// then compared in full with the first earlier row of that hash.
+/// cheaply: runs, copy mode). Rows are found by a hash of `PROBE` values at their start,
+/// middle and end (masked rows often share a start), then compared in full with the first
+/// earlier row of that hash.
 ///
-/// On the 40 shared files: THETA-levitus 46% of its non-constant rows repeat, all of them the
-/// same row of an earlier slice; the others 0 except QCLOUD 1.7% of its values, SHwet 0
-/// (again copy mode's), THETA-dc 0.5%, RATE-opera 0.9%, V-foam 0.3%, v1-geoflow 15% (where
-/// raw wins anyway): no choice changes. Cost: a few values per row.
+/// On the 40 shared files (whole files): THETA-levitus 46% of its non-constant rows repeat,
+/// all of them the same row of an earlier slice; elsewhere 0 except QCLOUD 1.7% of its values,
+/// THETA-dc 0.5%, RATE-opera 0.9%, V-foam 0.3% and v1-geoflow 15% (where raw wins anyway): no
+/// choice changes (all 80 outputs byte-identical). Cost: 24 values per row.
 fn repeated_row_share<T: Float>(values: &[T], dims: BlockDims) -> f64 {
-    const PREFIX: usize = 8;
+    const PROBE: usize = 8;
     let n_cols = dims.n_cols;
     if n_cols < 2 || values.len() < 2 * n_cols || dims.n_rows == 0 {
         return 0.0;
     }
-    let n_rows_all = values.len() / n_cols;
-    let mut first: std::collections::HashMap<u64, usize> =
-        std::collections::HashMap::with_capacity(n_rows_all);
+    let k = PROBE.min(n_cols);
+    let (mid_start, end_start) = ((n_cols - k) / 2, n_cols - k);
+    let mut first: HashMap<u64, usize> = HashMap::with_capacity(values.len() / n_cols);
     let mut repeated = 0usize;
     for (r, row) in values.chunks_exact(n_cols).enumerate() {
-        let b0 = row[0].to_bits_u64();
-        if row.iter().all(|v| v.to_bits_u64() == b0) {
-            continue;
-        }
-        let key = row[..PREFIX.min(n_cols)]
+        let probed = row[..k]
             .iter()
-            .fold(0x9E37_79B9_7F4A_7C15u64, |h, v| {
-                (h ^ v.to_bits_u64())
-                    .wrapping_mul(0xFF51_AFD7_ED55_8CCD)
-                    .rotate_left(29)
-            });
+            .chain(&row[mid_start..mid_start + k])
+            .chain(&row[end_start..]);
+        let key = probed.fold(0x9E37_79B9_7F4A_7C15u64, |h, v| {
+            (h ^ v.to_bits_u64())
+                .wrapping_mul(0xFF51_AFD7_ED55_8CCD)
+                .rotate_left(29)
+        });
         match first.entry(key) {
-            std::collections::hash_map::Entry::Vacant(e) => {
+            Entry::Vacant(e) => {
                 e.insert(r);
             }
-            std::collections::hash_map::Entry::Occupied(e) => {
+            Entry::Occupied(e) => {
                 let q = *e.get();
                 let copy_mode =
                     q % dims.n_rows == r % dims.n_rows && q / dims.n_rows != r / dims.n_rows;
                 let earlier = &values[q * n_cols..(q + 1) * n_cols];
-                if !copy_mode
-                    && earlier
-                        .iter()
-                        .zip(row)
-                        .all(|(a, b)| a.to_bits_u64() == b.to_bits_u64())
-                {
+                // Constant rows are checked only when they repeat (a scan of the row).
+                let constant = || {
+                    let b0 = row[0].to_bits_u64();
+                    row.iter().all(|v| v.to_bits_u64() == b0)
+                };
+                if !copy_mode && same_bits(earlier, row) && !constant() {
                     repeated += 1;
                 }
             }
