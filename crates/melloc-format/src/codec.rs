@@ -1151,20 +1151,27 @@ mod tests {
         all
     }
 
+    /// `n` values `f(x)` of a xorshift sequence `x` from `seed`.
+    fn xorshift_values(seed: u64, n: usize, mut f: impl FnMut(u64) -> f32) -> Vec<f32> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                f(x)
+            })
+            .collect()
+    }
+
     /// The raw route is tried when it could win and skipped, inside the probe's 25% margin,
     /// when it would lose by more than 10%; small chunks, levels above 9 and lz4 always try it.
     #[test]
     fn raw_route_runs_only_when_it_could_win() {
         // 2^17 values from 16 patterns: uniform, so the probe estimates the whole well.
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let values: Vec<f32> = (0..1 << 17)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 60) as f32 * 0.37 + 100.0
-            })
-            .collect();
+        let values = xorshift_values(0x2545_F491_4F6C_DD1Du64, 1 << 17, |x| {
+            (x >> 60) as f32 * 0.37 + 100.0
+        });
         let dims = BlockDims::new(1, 128, 1024);
         let all = le_bytes(&values);
         let (l9, l19) = (BackendSpec::Zstd(9), BackendSpec::Zstd(19));
@@ -1192,15 +1199,9 @@ mod tests {
     /// / level 9 = 1.17), raw still runs when it wins narrowly: level 1 alone would skip it.
     #[test]
     fn raw_route_runs_where_higher_levels_gain_more() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let values: Vec<f32> = (0..1 << 18)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                f32::from_bits(0x7fc0_0000 | (x % 1000) as u32)
-            })
-            .collect();
+        let values = xorshift_values(0x9E37_79B9_7F4A_7C15u64, 1 << 18, |x| {
+            f32::from_bits(0x7fc0_0000 | (x % 1000) as u32)
+        });
         let dims = BlockDims::new(1, 256, 1024);
         let all = le_bytes(&values);
         let l9 = BackendSpec::Zstd(9);
@@ -1213,15 +1214,9 @@ mod tests {
 
     /// Random numbers from `seed`, in [-0.5, 0.5).
     fn noise(seed: u64, n: usize) -> Vec<f32> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                ((x >> 40) as f64 / (1u64 << 24) as f64 - 0.5) as f32
-            })
-            .collect()
+        xorshift_values(seed, n, |x| {
+            ((x >> 40) as f64 / (1u64 << 24) as f64 - 0.5) as f32
+        })
     }
 
     /// Rows repeating 13 rows back (156 KB, beyond the probe's windows) make raw far smaller
@@ -1229,15 +1224,9 @@ mod tests {
     #[test]
     fn raw_route_runs_on_rows_repeating_far_back() {
         // Random mantissas in [1, 2): the windows compress to about 3/4.
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let rows: Vec<f32> = (0..13 * 3000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                f32::from_bits(0x3f80_0000 | (x >> 41) as u32)
-            })
-            .collect();
+        let rows = xorshift_values(0x2545_F491_4F6C_DD1Du64, 13 * 3000, |x| {
+            f32::from_bits(0x3f80_0000 | (x >> 41) as u32)
+        });
         let values: Vec<f32> = (0..300)
             .flat_map(|r| rows[(r % 13) * 3000..(r % 13 + 1) * 3000].iter().copied())
             .collect();
