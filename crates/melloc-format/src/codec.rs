@@ -1271,6 +1271,45 @@ mod tests {
         assert_eq!(repeated_row_share(&signs, dims), 0.0);
     }
 
+    proptest::proptest! {
+        /// `repeated_row_share` counts exactly the non-constant rows equal to the first earlier
+        /// row with their bits that is not the same row of an earlier slice (by brute force).
+        #[test]
+        fn repeated_row_share_matches_brute_force(
+            picks in proptest::collection::vec(0usize..6, 1..60),
+            n_slices in 1usize..4,
+            n_cols in 2usize..20,
+        ) {
+            // Six row patterns: four random, one constant, one a random row with a -0.0.
+            let mut patterns: Vec<Vec<f32>> =
+                (0..4).map(|p| noise(p as u64 + 11, n_cols)).collect();
+            patterns.push(vec![1.5; n_cols]);
+            let mut signed = patterns[0].clone();
+            signed[n_cols - 1] = -0.0;
+            patterns.push(signed);
+            let n_rows = picks.len().div_ceil(n_slices);
+            let rows: Vec<&Vec<f32>> = (0..n_slices * n_rows)
+                .map(|r| &patterns[picks[r % picks.len()]])
+                .collect();
+            let values: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+            let bits = |r: &[f32]| r.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let mut repeated = 0usize;
+            for (r, row) in rows.iter().enumerate() {
+                if bits(row).iter().all(|&b| b == row[0].to_bits()) {
+                    continue;
+                }
+                if let Some(q) = (0..r).find(|&q| bits(rows[q]) == bits(row)) {
+                    if !(q % n_rows == r % n_rows && q / n_rows != r / n_rows) {
+                        repeated += 1;
+                    }
+                }
+            }
+            let dims = BlockDims::new(n_slices, n_rows, n_cols);
+            let want = if rows.len() < 2 { 0.0 } else { repeated as f64 / rows.len() as f64 };
+            proptest::prop_assert_eq!(repeated_row_share(&values, dims), want);
+        }
+    }
+
     #[test]
     fn streamed_checksum_is_xxh3_of_the_bytes() {
         let v: Vec<f64> = (0..40_000).map(|i| (i as f64).sqrt()).collect();
