@@ -845,20 +845,20 @@ fn raw_could_win<T: Float>(
 /// The highest zstd level at which [`raw_could_win`] lets level 1 decide (the default level).
 const LEVEL_1_DECIDES_UP_TO: i32 = 9;
 
-/// The share of `values` in rows that repeat an earlier row bit for bit, leaving out constant
-/// rows and rows repeating the same row of an earlier slice (the causal route codes both
-/// cheaply: runs, copy mode). Rows are found by a hash of `PROBE` values at their start,
+/// The share of `values` in rows that repeat an earlier row bit for bit (constant rows left
+/// out: the probe sees those). Rows are found by a hash of `PROBE` values at their start,
 /// middle and end (masked rows often share a start), then compared in full with the first
 /// earlier row of that hash.
 ///
-/// On the 40 shared files (whole files): THETA-levitus 46% of its non-constant rows repeat,
-/// all of them the same row of an earlier slice; elsewhere 0 except QCLOUD 1.7% of its values,
-/// THETA-dc 0.5%, RATE-opera 0.9%, V-foam 0.3% and v1-geoflow 15% (where raw wins anyway): no
-/// choice changes (all 80 outputs byte-identical). Cost: 24 values per row.
+/// On the 40 shared files (whole files): THETA-levitus 46% of its non-constant rows repeat
+/// (the same row 15 slices back, which copy mode codes too), SHwet 7.5%, QCLOUD 6%, THETA-dc
+/// 5%, v1-geoflow 15% (where raw wins anyway), RATE-opera and V-foam under 1%: all 80 outputs
+/// byte-identical; SHwet now encodes raw in full to find it loses (+2 ms). With `--preset
+/// fast` THETA-levitus goes raw (-0.8%). Leaving copy mode's rows out instead missed that.
 fn repeated_row_share<T: Float>(values: &[T], dims: BlockDims) -> f64 {
     const PROBE: usize = 8;
     let n_cols = dims.n_cols;
-    if n_cols < 2 || values.len() < 2 * n_cols || dims.n_rows == 0 {
+    if n_cols < 2 || values.len() < 2 * n_cols {
         return 0.0;
     }
     let k = PROBE.min(n_cols);
@@ -881,15 +881,13 @@ fn repeated_row_share<T: Float>(values: &[T], dims: BlockDims) -> f64 {
             }
             Entry::Occupied(e) => {
                 let q = *e.get();
-                let copy_mode =
-                    q % dims.n_rows == r % dims.n_rows && q / dims.n_rows != r / dims.n_rows;
                 let earlier = &values[q * n_cols..(q + 1) * n_cols];
                 // Constant rows are checked only when they repeat (a scan of the row).
                 let constant = || {
                     let b0 = row[0].to_bits_u64();
                     row.iter().all(|v| v.to_bits_u64() == b0)
                 };
-                if !copy_mode && same_bits(earlier, row) && !constant() {
+                if same_bits(earlier, row) && !constant() {
                     repeated += 1;
                 }
             }
@@ -1238,32 +1236,36 @@ mod tests {
         assert!(raw_could_win(&values, dims, n_bytes / 2, l9).unwrap());
     }
 
-    /// Constant rows, rows repeating the same row of an earlier slice (copy mode's) and rows
-    /// sharing only a prefix do not count as repeated; other repeats do.
+    /// Repeated rows count, in a slice or across slices; constant rows and rows sharing only
+    /// their hashed values do not.
     #[test]
-    fn repeated_row_share_counts_what_raw_alone_exploits() {
+    fn repeated_row_share_counts_what_raw_exploits() {
         let (n_rows, n_cols) = (4, 16);
         let fresh = noise(3, 2 * n_rows * n_cols);
-        // Two slices; the second repeats the first row for row (copy mode).
+        let dims = BlockDims::new(2, n_rows, n_cols);
+        assert_eq!(repeated_row_share(&fresh, dims), 0.0);
+        // Two slices, the second repeating the first row for row: half the rows.
         let mut values: Vec<f32> = fresh[..n_rows * n_cols].to_vec();
         values.extend_from_within(..n_rows * n_cols);
-        let dims = BlockDims::new(2, n_rows, n_cols);
-        assert_eq!(repeated_row_share(&values, dims), 0.0);
-        // Constant rows repeat too, but cost the causal route little.
+        assert_eq!(repeated_row_share(&values, dims), 0.5);
+        // Constant rows repeat too, but the probe sees them.
         let mut constant = values.clone();
         constant[n_rows * n_cols..].fill(2.5);
         constant[..n_cols].fill(2.5);
         assert_eq!(repeated_row_share(&constant, dims), 0.0);
         // Slice 1, row 2 repeats slice 0, row 0: one row in eight.
-        let mut moved = values.clone();
-        moved[n_rows * n_cols..].copy_from_slice(&fresh[n_rows * n_cols..]);
+        let mut moved = fresh.clone();
         moved.copy_within(..n_cols, (n_rows + 2) * n_cols);
         assert_eq!(repeated_row_share(&moved, dims), 1.0 / 8.0);
-        // The same first values with a different last one: not a repeat.
-        moved[(n_rows + 3) * n_cols - 1] = f32::from_bits(moved[n_cols - 1].to_bits() ^ 1);
-        assert_eq!(repeated_row_share(&moved, dims), 0.0);
+        // Rows of 40 share their hashed values (columns 0-7, 16-23, 32-39) but not the 11th.
+        let mut wide = noise(5, 4 * 40);
+        wide.copy_within(..40, 2 * 40);
+        let wide_dims = BlockDims::new(1, 4, 40);
+        assert_eq!(repeated_row_share(&wide, wide_dims), 0.25);
+        wide[2 * 40 + 10] = f32::from_bits(wide[10].to_bits() ^ 1);
+        assert_eq!(repeated_row_share(&wide, wide_dims), 0.0);
         // A repeat inside a slice counts; rows differing in the sign of a zero are different.
-        let mut signs = moved.clone();
+        let mut signs = fresh.clone();
         signs.copy_within(..n_cols, n_cols);
         assert_eq!(repeated_row_share(&signs, dims), 1.0 / 8.0);
         signs[0] = 0.0;
@@ -1272,8 +1274,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// `repeated_row_share` counts exactly the non-constant rows equal to the first earlier
-        /// row with their bits that is not the same row of an earlier slice (by brute force).
+        /// `repeated_row_share` counts exactly the non-constant rows equal to an earlier row
+        /// bit for bit (by brute force).
         #[test]
         fn repeated_row_share_matches_brute_force(
             picks in proptest::collection::vec(0usize..6, 1..60),
@@ -1298,10 +1300,8 @@ mod tests {
                 if bits(row).iter().all(|&b| b == row[0].to_bits()) {
                     continue;
                 }
-                if let Some(q) = (0..r).find(|&q| bits(rows[q]) == bits(row)) {
-                    if !(q % n_rows == r % n_rows && q / n_rows != r / n_rows) {
-                        repeated += 1;
-                    }
+                if (0..r).any(|q| bits(rows[q]) == bits(row)) {
+                    repeated += 1;
                 }
             }
             let dims = BlockDims::new(n_slices, n_rows, n_cols);
