@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::melloc_in;
@@ -25,8 +26,10 @@ const SMALL_BYTES: u64 = 3_000_000;
 fn shared_data_roundtrips_through_the_cli() {
     let dir = data_dir();
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!(
-            "skipped: {} is absent (the shared data exists only on the project's machines)",
+        // Straight to stderr: libtest hides `eprintln!` output of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {} is absent (the shared data exists only on the project's machines)",
             dir.display()
         );
         return;

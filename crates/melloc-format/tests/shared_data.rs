@@ -3,6 +3,7 @@
 //! The folder does not exist on a user's machine: the test then prints why it skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use melloc_core::shape::parse_sdrbench_name;
@@ -18,7 +19,11 @@ fn data_dir() -> Option<PathBuf> {
 #[test]
 fn every_shared_file_roundtrips_with_default_and_paper_routes() {
     let Some(dir) = data_dir() else {
-        eprintln!("SKIPPED: ../shared/data is absent (it exists only on the project's machines)");
+        // Straight to stderr: libtest hides `eprintln!` output of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: ../shared/data is absent (it exists only on the project's machines)"
+        );
         return;
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
