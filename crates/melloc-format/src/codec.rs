@@ -846,9 +846,9 @@ fn raw_could_win<T: Float>(
 const LEVEL_1_DECIDES_UP_TO: i32 = 9;
 
 /// The share of `values` in rows that repeat an earlier row bit for bit (constant rows left
-/// out: the probe sees those). Rows are found by a hash of `PROBE` values at their start,
-/// middle and end (masked rows often share a start), then compared in full with the first
-/// earlier row of that hash.
+/// out: the probe sees those). Rows are keyed by `PROBE` values at their start, middle and end
+/// (masked rows often share a start), then compared in full with the first earlier row of
+/// that key.
 ///
 /// On the 40 shared files (whole files): THETA-levitus 46% of its non-constant rows repeat
 /// (the same row 15 slices back, which copy mode codes too), SHwet 7.5%, QCLOUD 6%, THETA-dc
@@ -863,18 +863,17 @@ fn repeated_row_share<T: Float>(values: &[T], dims: BlockDims) -> f64 {
     }
     let k = PROBE.min(n_cols);
     let (mid_start, end_start) = ((n_cols - k) / 2, n_cols - k);
-    let mut first: HashMap<u64, usize> = HashMap::with_capacity(values.len() / n_cols);
+    let mut first: HashMap<[u64; 3 * PROBE], usize> = HashMap::with_capacity(values.len() / n_cols);
     let mut repeated = 0usize;
     for (r, row) in values.chunks_exact(n_cols).enumerate() {
+        let mut key = [0u64; 3 * PROBE];
         let probed = row[..k]
             .iter()
             .chain(&row[mid_start..mid_start + k])
             .chain(&row[end_start..]);
-        let key = probed.fold(0x9E37_79B9_7F4A_7C15u64, |h, v| {
-            (h ^ v.to_bits_u64())
-                .wrapping_mul(0xFF51_AFD7_ED55_8CCD)
-                .rotate_left(29)
-        });
+        for (slot, v) in key.iter_mut().zip(probed) {
+            *slot = v.to_bits_u64();
+        }
         match first.entry(key) {
             Entry::Vacant(e) => {
                 e.insert(r);
@@ -1237,7 +1236,7 @@ mod tests {
     }
 
     /// Repeated rows count, in a slice or across slices; constant rows and rows sharing only
-    /// their hashed values do not.
+    /// their keyed values do not.
     #[test]
     fn repeated_row_share_counts_what_raw_exploits() {
         let (n_rows, n_cols) = (4, 16);
@@ -1257,7 +1256,7 @@ mod tests {
         let mut moved = fresh.clone();
         moved.copy_within(..n_cols, (n_rows + 2) * n_cols);
         assert_eq!(repeated_row_share(&moved, dims), 1.0 / 8.0);
-        // Rows of 40 share their hashed values (columns 0-7, 16-23, 32-39) but not the 11th.
+        // Rows of 40 share their keyed values (columns 0-7, 16-23, 32-39) but not the 11th.
         let mut wide = noise(5, 4 * 40);
         wide.copy_within(..40, 2 * 40);
         let wide_dims = BlockDims::new(1, 4, 40);
